@@ -1,0 +1,132 @@
+// The validated configuration object. Both readers (native YAML and legacy
+// portsentry 1.2 portsentry.conf + /etc/default/portsentry) produce this.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "portsentry/net/address.hpp"
+
+namespace portsentry::config {
+
+enum class Mode : uint8_t {
+    off,       // protocol not watched
+    classic,   // -tcp / -udp: bind listed ports as tripwires
+    stealth,   // -stcp / -sudp: steer probes to listed ports
+    advanced,  // -atcp / -audp: steer probes to every unbound port below advanced_ports
+};
+const char* to_string(Mode m);  // "off","classic","stealth","advanced"
+// Legacy flag names: "tcp","stcp","atcp","udp","sudp","audp" (no dash).
+std::optional<Mode> mode_from_legacy_flag(std::string_view flag, bool* is_udp);
+
+enum class Steer : uint8_t { auto_, queue, xt_queue, nflog };
+const char* to_string(Steer s);  // "auto","queue","xt-queue","nflog"
+std::optional<Steer> steer_from_string(std::string_view s);
+
+struct PortRange {
+    uint16_t lo = 0, hi = 0;  // inclusive, 1..65535
+    friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
+struct ProtoConfig {
+    Mode mode = Mode::off;
+    std::vector<PortRange> ports;             // TCP_PORTS / UDP_PORTS (classic, stealth)
+    uint16_t advanced_ports = 1024;           // ADVANCED_PORTS_*: watch ports 1..N-1
+    std::vector<PortRange> advanced_exclude;  // ADVANCED_EXCLUDE_*
+    int block = 1;                            // BLOCK_TCP / BLOCK_UDP: 0 log, 1 block, 2 command only
+
+    // Ports steered to the daemon for this mode, sorted, merged, non-overlapping.
+    // classic/stealth: ports; advanced: [1, advanced_ports) minus excludes; off: empty.
+    std::vector<PortRange> watched() const;
+};
+
+struct Config {
+    // Where it came from (for messages and reload).
+    std::string source_file;
+    bool legacy = false;
+
+    ProtoConfig tcp;
+    ProtoConfig udp;
+
+    std::string ignore_file = "/etc/portsentry/portsentry.ignore";        // IGNORE_FILE
+    std::string history_file = "/var/lib/portsentry/portsentry.history";  // HISTORY_FILE
+    std::string blocked_file = "/var/lib/portsentry/portsentry.blocked";  // BLOCKED_FILE (+ .<mode>)
+    bool resolve_host = false;                                            // RESOLVE_HOST
+    std::string kill_route;        // KILL_ROUTE ("" = unset)
+    std::string kill_hosts_deny;   // KILL_HOSTS_DENY ("" = unset); must contain $TARGET$
+    std::string kill_run_cmd;      // KILL_RUN_CMD ("" = unset)
+    bool kill_run_cmd_first = false;  // KILL_RUN_CMD_FIRST
+    unsigned scan_trigger = 0;     // SCAN_TRIGGER: 0 and 1 = first probe fires
+    std::string port_banner;       // PORT_BANNER ("" = unset)
+
+    std::chrono::seconds scan_window{3600};  // per-source probe counting window
+    std::chrono::seconds ban_time{3600};     // 0 = permanent (legacy default)
+    std::chrono::seconds run_cmd_timeout{10};
+
+    Steer steer = Steer::auto_;
+    uint16_t queue_num = 0;
+    uint16_t nflog_group = 5;
+    uint32_t ban_set_size = 65536;        // explicit nft set size
+    size_t max_tracked_sources = 100000;  // engine per-source state cap (LRU)
+
+    std::string hosts_deny_file = "/etc/hosts.deny";
+    std::string state_file = "/var/lib/portsentry/portsentry-nfq.state";
+    std::string control_socket = "/run/portsentry-nfq.sock";
+    std::string json_log;  // "" = off; else path of JSON event lines
+    bool dry_run = false;
+
+    // Loaded from ignore_file and ignore_file + ".static" (missing files are fine,
+    // unreadable ones are errors). Local addresses are added by the daemon.
+    net::CidrSet ignore;
+
+    // KILL_ROUTE is one of the stock firewall/route commands (iptables, ip6tables,
+    // route, ipchains, ipfwadm, ipfw, ...): honoured by the nft-set ban instead.
+    bool kill_route_is_builtin() const;
+};
+
+// One problem in one input, located.
+struct Diagnostic {
+    std::string file;
+    unsigned line = 0;  // 0 = whole file
+    std::string message;
+    std::string to_string() const;  // "FILE:LINE: message" (or "FILE: message")
+};
+
+// Thrown by loaders; carries every problem found (not just the first).
+class ConfigError : public std::runtime_error {
+public:
+    explicit ConfigError(std::vector<Diagnostic> diags);
+    const std::vector<Diagnostic>& diagnostics() const { return diags_; }
+
+private:
+    std::vector<Diagnostic> diags_;
+};
+
+struct LoadOptions {
+    // Legacy only: /etc/default/portsentry (TCP_MODE/UDP_MODE) when no mode flag given.
+    std::string defaults_file = "/etc/default/portsentry";
+    // Legacy mode flags from argv ("atcp", "audp", ...); override defaults_file.
+    std::vector<std::string> mode_flags;
+    bool load_ignore_files = true;
+};
+
+// Detects YAML vs legacy by content (legacy: KEY="value" lines) and loads it.
+Config load(const std::string& path, const LoadOptions& opts = {});
+Config load_yaml(const std::string& path, const LoadOptions& opts = {});
+Config load_legacy(const std::string& path, const LoadOptions& opts = {});
+// Parses from memory (tests, fuzzing); `name` is used in diagnostics.
+Config parse_yaml(const std::string& text, const std::string& name, const LoadOptions& opts = {});
+Config parse_legacy(const std::string& text, const std::string& name, const LoadOptions& opts = {});
+
+// Reads one ignore file into `out`; a missing file is fine (returns false),
+// an unreadable file or bad line throws ConfigError with FILE:LINE.
+bool load_ignore_file(const std::string& path, net::CidrSet& out);
+
+// The equivalent native YAML, commented (for --import-legacy).
+std::string to_yaml(const Config& c);
+
+}  // namespace portsentry::config

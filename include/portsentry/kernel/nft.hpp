@@ -1,0 +1,75 @@
+// nftables through libnftnl + libmnl: builds `table inet portsentry` in one
+// atomic batch, probes steering backends, and adds/removes ban set elements.
+// Only this table is ever touched.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portsentry/config/config.hpp"
+#include "portsentry/net/address.hpp"
+
+namespace portsentry::kernel {
+
+inline constexpr const char* kTable = "portsentry";  // family inet
+
+enum class Backend : uint8_t { queue, xt_queue, nflog };
+const char* to_string(Backend b);  // "queue","xt-queue","nflog"
+
+// Everything the ruleset depends on, derived from the config.
+struct RulesetSpec {
+    std::vector<config::PortRange> tcp_ports;  // watched (sorted, merged); empty = no TCP rule
+    std::vector<config::PortRange> udp_ports;
+    Backend backend = Backend::queue;
+    uint16_t queue_num = 0;
+    uint16_t nflog_group = 5;
+    bool nflog_drop = true;            // nflog backend: rule drops (block != 0 and not dry-run)
+    uint32_t set_size = 65536;         // banned / banned6 / never sets
+    std::vector<net::Cidr> ignore;     // -> ignore / ignore6 sets
+    std::vector<net::Cidr> never;      // -> never / never6 sets (protected addresses)
+
+    static RulesetSpec from_config(const config::Config& c, Backend b);
+};
+
+// The ruleset as nft text (what --print-ruleset prints; `nft -f` loads it on a
+// kernel with the chosen backend).
+std::string render_ruleset(const RulesetSpec& spec);
+
+struct BanElement {
+    net::Cidr prefix;                                 // host or prefix (banned6 holds /64s)
+    std::optional<std::chrono::seconds> timeout;      // nullopt = permanent
+};
+
+// A persistent NETLINK_NETFILTER socket speaking nf_tables batches.
+class Nft {
+public:
+    Nft();  // throws std::system_error
+    ~Nft();
+    Nft(const Nft&) = delete;
+    Nft& operator=(const Nft&) = delete;
+
+    // Which backends this kernel accepts, probed in a throwaway table
+    // (created and deleted in the same call). Order: queue, xt-queue, nflog.
+    std::vector<Backend> probe_backends();
+
+    // Create or replace `table inet portsentry` in ONE batch: delete (if present)
+    // + add table, sets, chains, rules, and the given bans. Throws
+    // std::runtime_error with the kernel's errno text and the failing object.
+    void apply(const RulesetSpec& spec, const std::vector<BanElement>& bans = {});
+
+    // Add elements to banned/banned6 in one batch. Throws on failure.
+    void add_bans(const std::vector<BanElement>& bans);
+    void del_bans(const std::vector<net::Cidr>& prefixes);  // missing elements are not an error
+    bool table_exists();
+    void remove_table();  // --remove-ruleset; no error if absent
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace portsentry::kernel

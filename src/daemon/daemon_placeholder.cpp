@@ -1,0 +1,2 @@
+#include "portsentry/daemon/cli.hpp"
+int portsentry::daemon::cli_main(int, char**) { return 1; }
