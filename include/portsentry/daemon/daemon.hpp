@@ -1,0 +1,34 @@
+// Wires the layers together: config → engine, kernel sources and nft sets,
+// actions; runs the epoll loop. The only place that owns all of them.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portsentry/config/config.hpp"
+
+namespace portsentry::daemon {
+
+struct Options {
+    std::string config_path = "/etc/portsentry/portsentry.yaml";
+    config::LoadOptions load;
+    std::optional<config::Steer> steer;                // --steer
+    bool dry_run = false;                              // --dry-run
+    bool no_ruleset = false;                           // --no-ruleset
+    std::optional<std::chrono::seconds> ban_time;      // --ban-time
+    std::optional<std::string> state_file;             // --state-file
+    std::optional<std::string> control_socket;         // --control-socket
+};
+
+// Loads the config with command-line overrides applied (throws ConfigError).
+config::Config load_config(const Options& o);
+
+// Runs the daemon in the foreground until SIGTERM/SIGINT. Returns the exit code.
+int run(const Options& o);
+
+// Local addresses of this host (getifaddrs): always ignored (DESIGN.md §4).
+std::vector<net::Cidr> local_addresses();
+
+}  // namespace portsentry::daemon

@@ -1,0 +1,36 @@
+// The daemon's state and reactions, separate from the epoll plumbing in
+// daemon.cpp: one object per running instance.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "portsentry/daemon/daemon.hpp"
+
+namespace portsentry::daemon {
+
+class Service {
+public:
+    explicit Service(const Options& o);  // loads config, ruleset, binds queue; throws on failure
+    ~Service();
+
+    int source_fd() const;
+    int control_fd() const;
+    std::vector<int> tripwire_fds() const;
+
+    void log_ready();
+    void on_packets();
+    void on_control();
+    void on_tick();
+    void on_tick_children();
+    void on_tripwire(size_t index);
+    void reload();
+    void shutdown(int signo);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace portsentry::daemon

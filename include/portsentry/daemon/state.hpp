@@ -1,0 +1,82 @@
+// The daemon's own ban table, persisted at Config::state_file.
+// `list`, `why` and `status` read this, never the kernel set: listing a
+// 1M-element nft set takes ~47 s (DESIGN.md §2).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "portsentry/net/address.hpp"
+
+namespace portsentry::daemon {
+
+struct BanRecord {
+    net::Cidr prefix;
+    std::string origin = "detector";  // detector, admin, fail2ban, fleet
+    int64_t first_seen = 0;           // epoch seconds
+    int64_t last_seen = 0;
+    int64_t expires = 0;              // epoch seconds; 0 = permanent
+    uint32_t count = 0;               // how many times banned
+    uint16_t last_port = 0;
+    std::string last_proto;           // "TCP" / "UDP"
+    std::string last_type;            // scan name
+
+    bool active(int64_t now) const { return expires == 0 || expires > now; }
+    // Seconds left (nullopt = permanent); 0 once expired.
+    std::optional<int64_t> remaining(int64_t now) const;
+};
+
+struct CidrLess {
+    bool operator()(const net::Cidr& a, const net::Cidr& b) const {
+        if (a.addr != b.addr) return a.addr < b.addr;
+        return a.prefix < b.prefix;
+    }
+};
+
+class BanStore {
+public:
+    explicit BanStore(std::string path) : path_(std::move(path)) {}
+
+    // Reads the file; a missing file is an empty store. Malformed lines are
+    // skipped and described in `warnings` (a hand-edited file must not stop
+    // the daemon from starting).
+    void load(std::vector<std::string>* warnings = nullptr);
+    // temp file + fsync + rename: never a half-written state file.
+    void save() const;
+
+    BanRecord& upsert(const net::Cidr& prefix);
+    const BanRecord* find(const net::Cidr& prefix) const;
+    // Most specific active record covering `a`.
+    const BanRecord* covering(const net::IpAddr& a, int64_t now) const;
+    bool erase(const net::Cidr& prefix);
+    // Removes records whose ban expired; returns them.
+    std::vector<BanRecord> expire(int64_t now);
+
+    const std::map<net::Cidr, BanRecord, CidrLess>& records() const { return records_; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+    std::map<net::Cidr, BanRecord, CidrLess> records_;
+};
+
+// An flock()ed lock file: one daemon per state (DESIGN.md §7), and offline
+// commands edit the state only while no daemon holds it.
+class LockFile {
+public:
+    LockFile() = default;
+    // Returns an unlocked object if another process holds it (when !wait).
+    static LockFile acquire(const std::string& path, bool wait);
+    LockFile(LockFile&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
+    LockFile& operator=(LockFile&& o) noexcept;
+    ~LockFile();
+    bool locked() const { return fd_ >= 0; }
+
+private:
+    int fd_ = -1;
+};
+
+}  // namespace portsentry::daemon

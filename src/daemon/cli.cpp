@@ -1,0 +1,299 @@
+// Command line: the daemon, its one-shot modes (--check, --print-ruleset,
+// --import-legacy, --remove-ruleset) and the operator commands.
+#include "portsentry/daemon/cli.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <fmt/format.h>
+#include <iostream>
+
+#include "portsentry/config/config.hpp"
+#include "portsentry/daemon/control.hpp"
+#include "portsentry/daemon/daemon.hpp"
+#include "portsentry/daemon/state.hpp"
+#include "portsentry/kernel/nft.hpp"
+
+namespace portsentry::daemon {
+
+namespace {
+
+constexpr const char* kDescription =
+    "portsentry-nfq: port-scan detector and blocker on nftables + NFQUEUE.\n"
+    "Steers new inbound packets to closed (watched) ports into the daemon, which drops them,\n"
+    "applies SCAN_TRIGGER and the ignore lists, and bans the source in the nft set\n"
+    "'banned'/'banned6' of table inet portsentry. Reads native YAML or an unchanged\n"
+    "portsentry 1.2 portsentry.conf (with /etc/default/portsentry or -tcp/-udp/-stcp/-sudp/-atcp/-audp).";
+
+constexpr const char* kFooter =
+    "\nLegacy mode flags (portsentry 1.2): -tcp -udp (classic tripwires), -stcp -sudp (stealth),\n"
+    "-atcp -audp (advanced); they override TCP_MODE/UDP_MODE of the defaults file.\n"
+    "Operator commands talk to the running daemon over its root-only control socket;\n"
+    "list, why, ban and unban also work while it is stopped (state file + nft set).\n"
+    "Signals: SIGHUP reloads (a bad config is reported and the old one kept; bans survive)\n"
+    "and reopens history/blocked files; SIGTERM exits leaving the table and bans in place.\n"
+    "Exit status: 0 ok, 1 error (config errors print FILE:LINE: message), 2 usage error.";
+
+std::optional<std::chrono::seconds> parse_seconds(const std::string& s) {
+    if (s.empty()) return std::nullopt;
+    char* end = nullptr;
+    long long v = std::strtoll(s.c_str(), &end, 10);
+    if (end == s.c_str() || v < 0) return std::nullopt;
+    std::string unit(end);
+    long long mult = 1;
+    if (unit.empty() || unit == "s") mult = 1;
+    else if (unit == "m") mult = 60;
+    else if (unit == "h") mult = 3600;
+    else if (unit == "d") mult = 86400;
+    else return std::nullopt;
+    return std::chrono::seconds(v * mult);
+}
+
+void print_diagnostics(const config::ConfigError& e) {
+    for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
+}
+
+int print_reply(const ControlReply& r) {
+    (r.status == 0 ? std::cout : std::cerr) << r.text;
+    return r.status == 0 ? 0 : 1;
+}
+
+// Offline commands: no daemon listens, so edit the state file under the
+// instance lock and touch the single set element (DESIGN.md §7).
+int offline(const Options& o, const std::vector<std::string>& w) {
+    config::Config cfg;
+    try {
+        cfg = load_config(o);
+    } catch (const config::ConfigError& e) {
+        print_diagnostics(e);
+        return 1;
+    }
+    const std::string& verb = w[0];
+    LockFile lock = LockFile::acquire(cfg.control_socket + ".lock", false);
+    if (!lock.locked()) {
+        std::cerr << "error: the daemon holds " << cfg.control_socket << ".lock but does not answer on "
+                  << cfg.control_socket << "\n";
+        return 1;
+    }
+    BanStore store(cfg.state_file);
+    std::vector<std::string> warnings;
+    store.load(&warnings);
+    for (const auto& x : warnings) std::cerr << "warning: " << x << "\n";
+    if (verb == "status") {
+        std::cerr << "portsentry-nfq is not running (no daemon on " << cfg.control_socket << ")\n";
+        return 1;
+    }
+    extern ControlReply render_list(const BanStore&, bool);
+    extern ControlReply render_why(const BanStore&, const config::Config&, const std::string&);
+    if (verb == "list") return print_reply(render_list(store, w.size() > 1 && w[1] == "--json"));
+    if (verb == "why") return print_reply(render_why(store, cfg, w.at(1)));
+    auto c = net::Cidr::parse(w.at(1));
+    if (!c) {
+        std::cerr << "error: '" << w[1] << "' is not an IPv4/IPv6 address or CIDR\n";
+        return 1;
+    }
+    kernel::Nft nft;
+    const int64_t now = std::time(nullptr);
+    if (verb == "unban") {
+        nft.del_bans({*c});
+        bool had = store.erase(*c);
+        store.save();
+        std::cout << "unbanned " << c->to_string() << (had ? "" : " (it was not in the ban table)")
+                  << " (daemon not running: state file and nft set edited)\n";
+        return 0;
+    }
+    // ban
+    if (auto m = cfg.ignore.match(c->addr)) {
+        std::cerr << "error: refusing to ban " << w[1] << ": it is in the ignore list (" << m->to_string() << ")\n";
+        return 1;
+    }
+    std::chrono::seconds bt = cfg.ban_time;
+    std::string origin = "admin";
+    for (size_t i = 2; i + 1 < w.size(); i += 2) {
+        if (w[i] == "--time") bt = std::chrono::seconds(std::stoll(w[i + 1]));
+        if (w[i] == "--origin") origin = w[i + 1];
+    }
+    kernel::BanElement e{*c, std::nullopt};
+    if (bt.count() > 0) e.timeout = bt;
+    if (nft.table_exists()) nft.add_bans({e});
+    auto& rec = store.upsert(*c);
+    if (rec.first_seen == 0) rec.first_seen = now;
+    rec.last_seen = now;
+    rec.origin = origin;
+    rec.count += 1;
+    rec.expires = bt.count() > 0 ? now + bt.count() : 0;
+    store.save();
+    std::cout << "banned " << c->to_string() << " (daemon not running: recorded in " << cfg.state_file
+              << ", restored on start)\n";
+    return 0;
+}
+
+int operator_command(const Options& o, std::vector<std::string> w) {
+    config::Config cfg;
+    try {
+        cfg = load_config(o);
+    } catch (const config::ConfigError& e) {
+        // The socket path may still be the default; do not fail a `status`
+        // because the config on disk is being edited.
+        cfg.control_socket = o.control_socket.value_or(cfg.control_socket);
+    }
+    std::string req;
+    for (const auto& s : w) req += (req.empty() ? "" : " ") + s;
+    try {
+        if (auto r = control_request(cfg.control_socket, req)) return print_reply(*r);
+    } catch (const std::system_error& e) {
+        std::cerr << "error: " << e.what() << (e.code().value() == EACCES ? " (root only)" : "") << "\n";
+        return 1;
+    }
+    return offline(o, w);
+}
+
+}  // namespace
+
+int cli_main(int argc, char** argv) {
+    // The six single-dash legacy flags would be read by the option parser as
+    // bundles of short options (-a -t -c -p): take them out first.
+    Options o;
+    std::vector<char*> rest;
+    for (int i = 0; i < argc; ++i) {
+        std::string a = argv[i];
+        if (i > 0 && (a == "-tcp" || a == "-udp" || a == "-stcp" || a == "-sudp" || a == "-atcp" || a == "-audp"))
+            o.load.mode_flags.push_back(a.substr(1));
+        else
+            rest.push_back(argv[i]);
+    }
+
+    CLI::App app{kDescription, "portsentry-nfq"};
+    app.footer(kFooter);
+    app.require_subcommand(0, 1);
+    bool check = false, print_ruleset = false, remove_ruleset = false, version = false;
+    std::string import_legacy, steer, ban_time, state_file, control_socket;
+    app.add_option("-c,--config", o.config_path,
+                   "configuration file: YAML or legacy portsentry.conf (detected)")
+        ->capture_default_str();
+    app.add_option("--defaults", o.load.defaults_file,
+                   "legacy: file with TCP_MODE/UDP_MODE when no mode flag is given")
+        ->capture_default_str();
+    app.add_flag("--check", check, "validate the configuration and exit (0 ok, 1 errors as FILE:LINE: message)");
+    app.add_flag("--print-ruleset", print_ruleset, "print table inet portsentry for this config as nft text and exit");
+    app.add_option("--import-legacy", import_legacy,
+                   "print the YAML equivalent of a legacy portsentry.conf (file, or directory holding one)");
+    app.add_flag("--remove-ruleset", remove_ruleset, "delete table inet portsentry (and every ban in it) and exit");
+    app.add_option("--steer", steer, "steering backend: auto (default), queue, xt-queue, nflog");
+    app.add_flag("--dry-run", o.dry_run, "detect, log and record only: never drop a packet, ban or run a command");
+    app.add_flag("--no-ruleset", o.no_ruleset, "do not create the nft table (the admin loads nft/portsentry.nft)");
+    app.add_option("--ban-time", ban_time, "ban duration (30s, 10m, 1h, 2d; 0 = permanent); overrides the config");
+    app.add_option("--state-file", state_file, "ban table state file; overrides the config");
+    app.add_option("--control-socket", control_socket, "control socket path; overrides the config");
+    app.add_flag("-V,--version", version, "print the version and exit");
+
+    std::vector<std::string> words;
+    bool json = false;
+    std::string addr, time_arg, origin = "admin";
+    auto* c_status = app.add_subcommand("status", "show backend, counters and ban count of the running daemon");
+    auto* c_list = app.add_subcommand("list", "list active bans (from the daemon's ban table, never the kernel set)");
+    c_list->add_flag("--json", json, "JSON array output");
+    auto* c_why = app.add_subcommand("why", "explain an address: protected? banned since/until, how often, last probe");
+    c_why->add_option("ADDR", addr, "IPv4 or IPv6 address")->required();
+    auto* c_ban = app.add_subcommand("ban", "ban an address or CIDR in the nft set (refused for protected addresses)");
+    c_ban->add_option("ADDR", addr, "IPv4/IPv6 address or CIDR")->required();
+    c_ban->add_option("--time", time_arg, "ban duration (30s, 10m, 1h, 2d; 0 = permanent); default: ban_time");
+    c_ban->add_option("--origin", origin, "who asks (admin, fail2ban, fleet)")->capture_default_str();
+    auto* c_unban = app.add_subcommand("unban", "lift a ban (address or CIDR)");
+    c_unban->add_option("ADDR", addr, "IPv4/IPv6 address or CIDR")->required();
+
+    try {
+        app.parse(static_cast<int>(rest.size()), rest.data());
+    } catch (const CLI::ParseError& e) {
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+    if (version) {
+        std::cout << "portsentry-nfq " << PORTSENTRY_VERSION << "\n";
+        return 0;
+    }
+    if (!steer.empty()) {
+        o.steer = config::steer_from_string(steer);
+        if (!o.steer) {
+            std::cerr << "error: --steer: expected auto, queue, xt-queue or nflog, got '" << steer << "'\n";
+            return 2;
+        }
+    }
+    if (!ban_time.empty()) {
+        o.ban_time = parse_seconds(ban_time);
+        if (!o.ban_time) {
+            std::cerr << "error: --ban-time: expected a duration like 30s, 10m, 1h, 2d or 0, got '" << ban_time
+                      << "'\n";
+            return 2;
+        }
+    }
+    if (!state_file.empty()) o.state_file = state_file;
+    if (!control_socket.empty()) o.control_socket = control_socket;
+
+    try {
+        if (*c_status) return operator_command(o, {"status"});
+        if (*c_list) return operator_command(o, json ? std::vector<std::string>{"list", "--json"}
+                                                     : std::vector<std::string>{"list"});
+        if (*c_why) return operator_command(o, {"why", addr});
+        if (*c_unban) return operator_command(o, {"unban", addr});
+        if (*c_ban) {
+            std::vector<std::string> w{"ban", addr, "--origin", origin};
+            if (!time_arg.empty()) {
+                auto t = parse_seconds(time_arg);
+                if (!t) {
+                    std::cerr << "error: --time: expected a duration like 30s, 10m, 1h, 2d or 0, got '" << time_arg
+                              << "'\n";
+                    return 2;
+                }
+                w.push_back("--time");
+                w.push_back(std::to_string(t->count()));
+            }
+            return operator_command(o, w);
+        }
+
+        if (!import_legacy.empty()) {
+            std::string path = import_legacy;
+            struct stat st{};
+            if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) path += "/portsentry.conf";
+            auto lo = o.load;
+            auto cfg = config::load_legacy(path, lo);
+            std::cout << config::to_yaml(cfg);
+            return 0;
+        }
+        if (remove_ruleset) {
+            kernel::Nft nft;
+            nft.remove_table();
+            std::cout << "table inet portsentry removed\n";
+            return 0;
+        }
+        if (check) {
+            auto cfg = load_config(o);
+            std::cout << o.config_path << ": OK (tcp " << config::to_string(cfg.tcp.mode) << ", udp "
+                      << config::to_string(cfg.udp.mode) << ")\n";
+            return 0;
+        }
+        if (print_ruleset) {
+            auto cfg = load_config(o);
+            for (const auto& l : local_addresses()) cfg.ignore.insert(l);
+            kernel::Backend b = kernel::Backend::queue;  // the stock-kernel form (nft/portsentry.nft)
+            if (o.steer == config::Steer::xt_queue) b = kernel::Backend::xt_queue;
+            if (o.steer == config::Steer::nflog) b = kernel::Backend::nflog;
+            std::cout << kernel::render_ruleset(kernel::RulesetSpec::from_config(cfg, b));
+            return 0;
+        }
+        if (::geteuid() != 0) {
+            std::cerr << "error: the daemon needs root (CAP_NET_ADMIN) to load its nft table and bind the queue\n";
+            return 1;
+        }
+        return run(o);
+    } catch (const config::ConfigError& e) {
+        print_diagnostics(e);
+        return 1;
+    } catch (const std::exception& e) {
+        std::cerr << "portsentry-nfq: error: " << e.what() << "\n";
+        return 1;
+    }
+}
+
+}  // namespace portsentry::daemon

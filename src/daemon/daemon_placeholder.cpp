@@ -1,2 +1,0 @@
-#include "portsentry/daemon/cli.hpp"
-int portsentry::daemon::cli_main(int, char**) { return 1; }

@@ -1,0 +1,576 @@
+#include "portsentry/daemon/service.hpp"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <ctime>
+#include <fmt/format.h>
+#include <random>
+#include <sstream>
+#include <system_error>
+
+#include "portsentry/actions/actions.hpp"
+#include "portsentry/daemon/control.hpp"
+#include "portsentry/daemon/state.hpp"
+#include "portsentry/engine/engine.hpp"
+#include "portsentry/kernel/nflog.hpp"
+#include "portsentry/kernel/nfqueue.hpp"
+#include "portsentry/kernel/nft.hpp"
+#include "portsentry/net/packet.hpp"
+
+namespace portsentry::daemon {
+
+namespace {
+
+int64_t wall_now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+std::string format_epoch(int64_t t) {
+    if (t == 0) return "never";
+    std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    ::localtime_r(&tt, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S %Z", &tm);
+    return buf;
+}
+
+// Adds every local address to the ignore set: a host never bans itself.
+void add_local_addresses(config::Config& cfg) {
+    for (const auto& c : local_addresses()) cfg.ignore.insert(c);
+}
+
+kernel::Backend choose_backend(config::Steer steer, const std::vector<kernel::Backend>& available,
+                               std::string* why) {
+    auto has = [&](kernel::Backend b) {
+        for (auto a : available)
+            if (a == b) return true;
+        return false;
+    };
+    auto forced = [&](kernel::Backend b) -> kernel::Backend {
+        if (!has(b))
+            throw std::runtime_error(fmt::format(
+                "steering backend '{}' forced by --steer/steer: is not supported by this kernel", kernel::to_string(b)));
+        *why = "forced";
+        return b;
+    };
+    switch (steer) {
+        case config::Steer::queue: return forced(kernel::Backend::queue);
+        case config::Steer::xt_queue: return forced(kernel::Backend::xt_queue);
+        case config::Steer::nflog: return forced(kernel::Backend::nflog);
+        case config::Steer::auto_: break;
+    }
+    *why = "auto";
+    for (auto b : {kernel::Backend::queue, kernel::Backend::xt_queue, kernel::Backend::nflog})
+        if (has(b)) return b;
+    throw std::runtime_error(
+        "no steering backend works on this kernel: need nft_queue, nft_compat + xt_NFQUEUE, or nfnetlink_log");
+}
+
+std::string mode_name(const config::Config& c, net::L4 proto) {
+    const auto& p = proto == net::L4::tcp ? c.tcp : c.udp;
+    const char* base = proto == net::L4::tcp ? "tcp" : "udp";
+    switch (p.mode) {
+        case config::Mode::classic: return base;
+        case config::Mode::stealth: return std::string("s") + base;
+        case config::Mode::advanced: return std::string("a") + base;
+        case config::Mode::off: break;
+    }
+    return base;
+}
+
+// A classic-mode tripwire: a socket bound to one listed port.
+struct Tripwire {
+    int fd = -1;
+    net::L4 proto;
+    uint16_t port;
+};
+
+}  // namespace
+
+struct Service::Impl {
+    Options opts;
+    std::unique_ptr<config::Config> cfg;
+    actions::Log log;
+    std::unique_ptr<actions::Responder> responder;
+    engine::Engine engine;
+    BanStore store;
+    LockFile lock;
+    kernel::Nft nft;
+    kernel::Backend backend = kernel::Backend::nflog;
+    std::unique_ptr<kernel::PacketSource> source;
+    std::unique_ptr<ControlServer> control;
+    std::vector<Tripwire> tripwires;
+    bool state_dirty = false;
+    uint64_t parse_errors = 0;
+    uint64_t ban_errors = 0;
+    std::time_t started = std::time(nullptr);
+
+    struct Pending {
+        net::Packet pkt;
+        engine::Decision d;
+    };
+    std::vector<Pending> pending;
+
+    explicit Impl(const Options& o, std::unique_ptr<config::Config> c)
+        : opts(o),
+          cfg(std::move(c)),
+          log(/*foreground=*/true),
+          engine(*cfg, std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
+          store(cfg->state_file) {}
+
+    std::vector<kernel::BanElement> active_bans(int64_t now) const {
+        std::vector<kernel::BanElement> out;
+        for (const auto& [p, r] : store.records()) {
+            if (!r.active(now)) continue;
+            kernel::BanElement e{p, std::nullopt};
+            if (auto left = r.remaining(now)) e.timeout = std::chrono::seconds(*left);
+            out.push_back(e);
+        }
+        return out;
+    }
+
+    void apply_ruleset() {
+        if (opts.no_ruleset) return;
+        auto spec = kernel::RulesetSpec::from_config(*cfg, backend);
+        nft.apply(spec, active_bans(wall_now()));
+    }
+
+    void open_source() {
+        if (backend == kernel::Backend::nflog)
+            source = std::make_unique<kernel::NfLog>(cfg->nflog_group);
+        else
+            source = std::make_unique<kernel::NfQueue>(cfg->queue_num);
+    }
+
+    // Re-tell the engine about bans it must treat as "already blocked".
+    void seed_engine() {
+        const int64_t now = wall_now();
+        const auto steady = engine::Clock::now();
+        for (const auto& [p, r] : store.records()) {
+            if (!r.active(now) || p.prefix != p.addr.bits()) continue;
+            std::optional<engine::TimePoint> until;
+            if (auto left = r.remaining(now)) until = steady + std::chrono::seconds(*left);
+            engine.mark_blocked(p.addr, steady, until);
+        }
+    }
+
+    void open_tripwires() {
+        for (auto proto : {net::L4::tcp, net::L4::udp}) {
+            const auto& pc = proto == net::L4::tcp ? cfg->tcp : cfg->udp;
+            if (pc.mode != config::Mode::classic) continue;
+            for (const auto& r : pc.ports)
+                for (unsigned port = r.lo; port <= r.hi; ++port) bind_tripwire(proto, static_cast<uint16_t>(port));
+        }
+    }
+
+    void bind_tripwire(net::L4 proto, uint16_t port) {
+        int type = proto == net::L4::tcp ? SOCK_STREAM : SOCK_DGRAM;
+        int fd = ::socket(AF_INET6, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) return;
+        int off = 0;  // dual-stack: one socket sees IPv4 (mapped) and IPv6
+        ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+        sockaddr_in6 sa{};
+        sa.sin6_family = AF_INET6;
+        sa.sin6_port = htons(port);
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ||
+            (proto == net::L4::tcp && ::listen(fd, 16) < 0)) {
+            // 1.2 behaviour: a port in use by a real service is skipped, and said so.
+            log.notice(fmt::format("portsentry-nfq: {} port {} is in use, not a tripwire: {}",
+                                   proto == net::L4::tcp ? "TCP" : "UDP", port, std::strerror(errno)));
+            ::close(fd);
+            return;
+        }
+        tripwires.push_back({fd, proto, port});
+    }
+
+    void handle_tripwire(size_t i) {
+        auto& t = tripwires.at(i);
+        sockaddr_in6 peer{};
+        socklen_t len = sizeof peer;
+        int c = -1;
+        if (t.proto == net::L4::tcp) {
+            c = ::accept4(t.fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+            if (c < 0) return;
+        } else {
+            char buf[512];
+            if (::recvfrom(t.fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&peer), &len) < 0) return;
+        }
+        auto src = net::IpAddr::from_bytes(AF_INET6, reinterpret_cast<const uint8_t*>(&peer.sin6_addr)).unmapped();
+        if (!cfg->port_banner.empty()) {
+            std::string banner = cfg->port_banner + "\n";
+            if (c >= 0)
+                (void)::send(c, banner.data(), banner.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            else
+                (void)::sendto(t.fd, banner.data(), banner.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer),
+                               len);
+        }
+        if (c >= 0) ::close(c);
+        auto d = engine.on_tripwire(src, t.proto, t.port, engine::Clock::now());
+        net::Packet p;
+        p.src = src;
+        p.proto = t.proto;
+        p.dport = t.port;
+        pending.push_back({p, d});
+        flush_pending();
+    }
+
+    kernel::PacketVerdict on_packet(std::span<const uint8_t> l3) {
+        auto r = net::parse_packet(l3);
+        if (!r.ok()) {
+            // Fail open on what we cannot read: the rule only steers closed
+            // ports, so ACCEPT means the kernel answers as it would without us.
+            ++parse_errors;
+            return kernel::PacketVerdict::accept;
+        }
+        auto d = engine.on_probe(r.pkt, true, engine::Clock::now());
+        if (d.outcome == engine::Decision::Outcome::reported ||
+            (d.outcome == engine::Decision::Outcome::already_blocked && !d.log_suppressed))
+            pending.push_back({r.pkt, d});
+        return d.verdict == engine::Verdict::drop ? kernel::PacketVerdict::drop : kernel::PacketVerdict::accept;
+    }
+
+    // Runs after the verdicts went out: bans coalesced into one batch, then
+    // the 1.2 responses (logs, history, hosts.deny, commands).
+    void flush_pending() {
+        if (pending.empty()) return;
+        const int64_t now = wall_now();
+        std::vector<kernel::BanElement> bans;
+        for (const auto& p : pending)
+            if (p.d.outcome == engine::Decision::Outcome::reported && p.d.ban) {
+                kernel::BanElement e{net::Cidr::host(p.pkt.src), std::nullopt};
+                if (p.d.ban_time.count() > 0) e.timeout = p.d.ban_time;
+                bans.push_back(e);
+            }
+        std::string ban_error;
+        if (!bans.empty()) {
+            try {
+                nft.add_bans(bans);
+            } catch (const std::exception& e) {
+                ++ban_errors;
+                ban_error = e.what();
+            }
+        }
+        for (const auto& p : pending) {
+            if (p.d.outcome == engine::Decision::Outcome::reported) {
+                if (p.d.ban && ban_error.empty()) {
+                    auto& rec = store.upsert(net::Cidr::host(p.pkt.src));
+                    if (rec.first_seen == 0) rec.first_seen = now;
+                    rec.origin = "detector";
+                    rec.last_seen = now;
+                    rec.count += 1;
+                    rec.expires = p.d.ban_time.count() > 0 ? now + p.d.ban_time.count() : 0;
+                    rec.last_port = p.pkt.dport;
+                    rec.last_proto = p.pkt.proto == net::L4::tcp ? "TCP" : "UDP";
+                    rec.last_type = engine::scan_name(p.d.type, p.pkt.tcp_flags);
+                    state_dirty = true;
+                }
+            }
+            actions::Report rep{p.pkt.src, p.pkt.proto, p.pkt.dport, p.pkt.tcp_flags, p.d,
+                                mode_name(*cfg, p.pkt.proto)};
+            responder->handle(rep, [&] { return ban_error; });
+        }
+        pending.clear();
+    }
+
+    void save_state() {
+        if (!state_dirty) return;
+        try {
+            store.save();
+            state_dirty = false;
+        } catch (const std::exception& e) {
+            log.error(fmt::format("portsentry-nfq: cannot save state: {}", e.what()));
+        }
+    }
+
+    // --- operator commands -------------------------------------------------
+    ControlReply command(const std::string& line);
+    ControlReply cmd_status();
+    ControlReply cmd_list(bool json);
+    ControlReply cmd_why(const std::string& arg);
+    ControlReply cmd_ban(const std::string& arg, std::optional<std::chrono::seconds> t, const std::string& origin);
+    ControlReply cmd_unban(const std::string& arg);
+};
+
+ControlReply Service::Impl::command(const std::string& line) {
+    std::istringstream in(line);
+    std::vector<std::string> w;
+    for (std::string s; in >> s;) w.push_back(s);
+    if (w.empty()) return {1, "error: empty command\n"};
+    if (w[0] == "status") return cmd_status();
+    if (w[0] == "list") return cmd_list(w.size() > 1 && w[1] == "--json");
+    if (w[0] == "why" && w.size() == 2) return cmd_why(w[1]);
+    if (w[0] == "ban" && w.size() >= 2) {
+        std::optional<std::chrono::seconds> t;
+        std::string origin = "admin";
+        for (size_t i = 2; i + 1 < w.size(); i += 2) {
+            if (w[i] == "--time") t = std::chrono::seconds(std::stoll(w[i + 1]));
+            if (w[i] == "--origin") origin = w[i + 1];
+        }
+        return cmd_ban(w[1], t, origin);
+    }
+    if (w[0] == "unban" && w.size() == 2) return cmd_unban(w[1]);
+    return {1, "error: unknown command '" + line + "' (status, list [--json], why ADDR, ban ADDR, unban ADDR)\n"};
+}
+
+ControlReply Service::Impl::cmd_status() {
+    const auto& c = engine.counters();
+    const auto& sc = source->counters();
+    size_t active = 0;
+    const int64_t now = wall_now();
+    for (const auto& [_, r] : store.records()) active += r.active(now);
+    std::string s;
+    s += fmt::format("portsentry-nfq {} running since {}\n", PORTSENTRY_VERSION, format_epoch(started));
+    s += fmt::format("config: {}{}\n", cfg->source_file, cfg->dry_run ? " (dry run)" : "");
+    s += fmt::format("tcp: {} block {}  udp: {} block {}\n", config::to_string(cfg->tcp.mode), cfg->tcp.block,
+                     config::to_string(cfg->udp.mode), cfg->udp.block);
+    s += fmt::format("steering: {} ({})\n", kernel::to_string(backend), source->describe());
+    s += fmt::format("bans: {} active\n", active);
+    s += fmt::format("packets: {} received, {} verdicts, {} default verdicts, {} parse errors, {} enobufs\n",
+                     sc.received, sc.verdicts, sc.default_verdicts, parse_errors, sc.enobufs);
+    s += fmt::format("engine: {} probes, {} reported, {} already blocked, {} ignored, {} tracked sources, {} evicted\n",
+                     c.packets, c.reported, c.already_blocked, c.ignored, engine.tracked_sources(), c.evictions);
+    s += fmt::format("ban errors: {}\n", ban_errors);
+    return {0, s};
+}
+
+ControlReply render_list(const BanStore& store, bool json);
+ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& arg);
+
+ControlReply Service::Impl::cmd_list(bool json) { return render_list(store, json); }
+
+ControlReply Service::Impl::cmd_why(const std::string& arg) {
+    auto r = render_why(store, *cfg, arg);
+    if (auto a = net::IpAddr::parse(arg); a && r.status == 0)
+        r.text += fmt::format("engine: {}\n", engine.is_blocked(*a, engine::Clock::now()) ? "blocked" : "not blocked");
+    return r;
+}
+
+ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::chrono::seconds> t,
+                                    const std::string& origin) {
+    auto c = net::Cidr::parse(arg);
+    if (!c) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address or CIDR\n", arg)};
+    if (auto m = cfg->ignore.match(c->addr))
+        return {1, fmt::format("error: refusing to ban {}: it is protected (ignore list or local address {})\n", arg,
+                               m->to_string())};
+    auto bt = t.value_or(cfg->ban_time);
+    kernel::BanElement e{*c, std::nullopt};
+    if (bt.count() > 0) e.timeout = bt;
+    nft.add_bans({e});
+    const int64_t now = wall_now();
+    auto& rec = store.upsert(*c);
+    if (rec.first_seen == 0) rec.first_seen = now;
+    rec.last_seen = now;
+    rec.origin = origin;
+    rec.count += 1;
+    rec.expires = bt.count() > 0 ? now + bt.count() : 0;
+    state_dirty = true;
+    save_state();
+    if (c->prefix == c->addr.bits()) {
+        auto steady = engine::Clock::now();
+        std::optional<engine::TimePoint> until;
+        if (bt.count() > 0) until = steady + bt;
+        engine.mark_blocked(c->addr, steady, until);
+    }
+    log.notice(fmt::format("portsentry-nfq: {} banned by {} for {}", c->to_string(), origin,
+                           bt.count() > 0 ? fmt::format("{}s", bt.count()) : std::string("ever")));
+    return {0, fmt::format("banned {}{}\n", c->to_string(),
+                           bt.count() > 0 ? fmt::format(" for {}s", bt.count()) : std::string(" permanently"))};
+}
+
+ControlReply Service::Impl::cmd_unban(const std::string& arg) {
+    auto c = net::Cidr::parse(arg);
+    if (!c) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address or CIDR\n", arg)};
+    nft.del_bans({*c});
+    bool had = store.erase(*c);
+    state_dirty = true;
+    save_state();
+    if (c->prefix == c->addr.bits()) engine.forget(c->addr);
+    log.notice(fmt::format("portsentry-nfq: {} unbanned by admin", c->to_string()));
+    return {0, fmt::format("unbanned {}{}\n", c->to_string(), had ? "" : " (it was not in the ban table)")};
+}
+
+ControlReply render_list(const BanStore& store, bool json) {
+    const int64_t now = wall_now();
+    std::string s;
+    if (json) {
+        s = "[";
+        bool first = true;
+        for (const auto& [p, r] : store.records()) {
+            if (!r.active(now)) continue;
+            s += fmt::format("{}{{\"prefix\":\"{}\",\"origin\":\"{}\",\"first_seen\":{},\"last_seen\":{},\"expires\":{},"
+                             "\"count\":{},\"last_port\":{},\"last_proto\":\"{}\"}}",
+                             first ? "" : ",", p.to_string(), r.origin, r.first_seen, r.last_seen, r.expires, r.count,
+                             r.last_port, r.last_proto);
+            first = false;
+        }
+        s += "]\n";
+        return {0, s};
+    }
+    s = fmt::format("{:<40} {:<9} {:>5} {:<25} {}\n", "PREFIX", "ORIGIN", "COUNT", "EXPIRES", "LAST");
+    for (const auto& [p, r] : store.records()) {
+        if (!r.active(now)) continue;
+        s += fmt::format("{:<40} {:<9} {:>5} {:<25} {}\n", p.to_string(), r.origin, r.count, format_epoch(r.expires),
+                         r.last_port ? fmt::format("{}/{} {}", r.last_proto, r.last_port, r.last_type) : "-");
+    }
+    return {0, s};
+}
+
+ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& arg) {
+    auto a = net::IpAddr::parse(arg);
+    if (!a) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address\n", arg)};
+    const int64_t now = wall_now();
+    std::string s;
+    if (auto m = cfg.ignore.match(*a))
+        s += fmt::format("{}: protected: ignore list / local address ({})\n", arg, m->to_string());
+    else
+        s += fmt::format("{}: not protected\n", arg);
+    if (const auto* r = store.covering(*a, now)) {
+        s += fmt::format("{}: banned as {} by {} since {} until {} ({} time{})\n", arg, r->prefix.to_string(),
+                         r->origin, format_epoch(r->first_seen), format_epoch(r->expires), r->count,
+                         r->count == 1 ? "" : "s");
+        if (r->last_port)
+            s += fmt::format("{}: last probe {} port {} ({}) at {}\n", arg, r->last_proto, r->last_port, r->last_type,
+                             format_epoch(r->last_seen));
+    } else {
+        s += fmt::format("{}: not banned\n", arg);
+    }
+    return {0, s};
+}
+
+// ---------------------------------------------------------------------------
+
+Service::Service(const Options& o) {
+    auto cfg = std::make_unique<config::Config>(load_config(o));
+    add_local_addresses(*cfg);
+    impl_ = std::make_unique<Impl>(o, std::move(cfg));
+    auto& m = *impl_;
+    m.lock = LockFile::acquire(m.cfg->control_socket + ".lock", false);
+    if (!m.lock.locked())
+        throw std::runtime_error("another portsentry-nfq already runs with control socket " + m.cfg->control_socket);
+    m.responder = std::make_unique<actions::Responder>(*m.cfg, m.log);
+
+    std::vector<std::string> warnings;
+    m.store.load(&warnings);
+    for (const auto& w : warnings) m.log.warn("portsentry-nfq: " + w);
+    if (!m.store.expire(wall_now()).empty()) m.state_dirty = true;
+
+    auto available = m.nft.probe_backends();
+    std::string why;
+    m.backend = choose_backend(m.cfg->steer, available, &why);
+    std::string avail;
+    for (auto b : available) avail += std::string(avail.empty() ? "" : ",") + kernel::to_string(b);
+    m.log.notice(fmt::format("portsentry-nfq: steering backend: {} ({}; kernel offers: {})",
+                             kernel::to_string(m.backend), why, avail));
+    if (m.backend == kernel::Backend::nflog)
+        m.log.warn("portsentry-nfq: nflog backend has no inline verdict: the rule itself drops probes when "
+                   "blocking is on, and the first probes of a scan may be answered before the ban lands");
+    // Bind the queue before the rule exists is not possible with `bypass`
+    // semantics in mind: order ruleset first, then the queue; packets that
+    // arrive in between are accepted by bypass (fail-open), never lost.
+    m.apply_ruleset();
+    m.open_source();
+    m.seed_engine();
+    m.open_tripwires();
+    m.control = std::make_unique<ControlServer>(m.cfg->control_socket);
+    m.save_state();
+}
+
+Service::~Service() = default;
+
+int Service::source_fd() const { return impl_->source->fd(); }
+int Service::control_fd() const { return impl_->control->fd(); }
+std::vector<int> Service::tripwire_fds() const {
+    std::vector<int> v;
+    for (const auto& t : impl_->tripwires) v.push_back(t.fd);
+    return v;
+}
+
+void Service::log_ready() {
+    auto& m = *impl_;
+    m.log.notice(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
+                             config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),
+                             m.cfg->udp.block, m.store.records().size(), m.cfg->dry_run ? ", DRY RUN" : ""));
+}
+
+void Service::on_packets() {
+    auto& m = *impl_;
+    try {
+        m.source->process([&](std::span<const uint8_t> l3) { return m.on_packet(l3); });
+    } catch (const std::exception& e) {
+        m.log.error(fmt::format("portsentry-nfq: packet source: {}", e.what()));
+    }
+    m.flush_pending();
+}
+
+void Service::on_control() {
+    auto& m = *impl_;
+    m.control->serve_one([&](const std::string& line) { return m.command(line); });
+}
+
+void Service::on_tick_children() { impl_->responder->reap(); }
+
+void Service::on_tick() {
+    auto& m = *impl_;
+    m.responder->reap();
+    if (!m.store.expire(wall_now()).empty()) m.state_dirty = true;
+    m.save_state();
+    // Someone flushed the ruleset (`nft flush ruleset`, a reload of
+    // nftables.service): restore the table and every ban at once.
+    if (!m.opts.no_ruleset) {
+        try {
+            if (!m.nft.table_exists()) {
+                m.apply_ruleset();
+                m.log.warn("portsentry-nfq: table inet portsentry was removed by someone else: restored with bans");
+            }
+        } catch (const std::exception& e) {
+            m.log.error(fmt::format("portsentry-nfq: cannot restore ruleset: {}", e.what()));
+        }
+    }
+}
+
+void Service::on_tripwire(size_t index) { impl_->handle_tripwire(index); }
+
+void Service::reload() {
+    auto& m = *impl_;
+    std::unique_ptr<config::Config> next;
+    try {
+        next = std::make_unique<config::Config>(load_config(m.opts));
+        add_local_addresses(*next);
+    } catch (const config::ConfigError& e) {
+        for (const auto& d : e.diagnostics()) m.log.error("portsentry-nfq: reload: " + d.to_string());
+        m.log.error("portsentry-nfq: reload failed: keeping the running configuration");
+        return;
+    } catch (const std::exception& e) {
+        m.log.error(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
+        return;
+    }
+    auto old = std::move(m.cfg);
+    m.cfg = std::move(next);
+    try {
+        m.apply_ruleset();
+    } catch (const std::exception& e) {
+        m.log.error(fmt::format("portsentry-nfq: reload: ruleset rejected ({}): keeping the running configuration",
+                                e.what()));
+        m.cfg = std::move(old);
+        return;
+    }
+    m.engine.reconfigure(*m.cfg);
+    m.responder->reconfigure(*m.cfg);
+    m.responder->reopen();
+    if (m.cfg->queue_num != old->queue_num || m.cfg->nflog_group != old->nflog_group) m.open_source();
+    m.log.notice("portsentry-nfq: configuration reloaded from " + m.cfg->source_file);
+}
+
+void Service::shutdown(int signo) {
+    auto& m = *impl_;
+    m.state_dirty = true;
+    m.save_state();
+    // The table stays: bans keep dropping, and `bypass` answers probes again.
+    m.log.notice(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
+                             signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+}
+
+}  // namespace portsentry::daemon

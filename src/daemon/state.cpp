@@ -1,0 +1,163 @@
+#include "portsentry/daemon/state.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <system_error>
+
+namespace portsentry::daemon {
+
+using nlohmann::json;
+
+std::optional<int64_t> BanRecord::remaining(int64_t now) const {
+    if (expires == 0) return std::nullopt;
+    return expires > now ? expires - now : 0;
+}
+
+static std::system_error sys_error(const std::string& what) {
+    return std::system_error(errno, std::generic_category(), what);
+}
+
+void BanStore::load(std::vector<std::string>* warnings) {
+    records_.clear();
+    std::ifstream in(path_);
+    if (!in) {
+        if (errno == ENOENT) return;
+        throw sys_error("cannot read state file " + path_);
+    }
+    std::string line;
+    unsigned lineno = 0;
+    while (std::getline(in, line)) {
+        ++lineno;
+        if (line.empty() || line[0] == '#') continue;
+        try {
+            auto j = json::parse(line);
+            auto prefix = net::Cidr::parse(j.at("prefix").get<std::string>());
+            if (!prefix) throw std::runtime_error("bad prefix");
+            BanRecord r;
+            r.prefix = *prefix;
+            r.origin = j.value("origin", "detector");
+            r.first_seen = j.value("first_seen", int64_t{0});
+            r.last_seen = j.value("last_seen", int64_t{0});
+            r.expires = j.value("expires", int64_t{0});
+            r.count = j.value("count", uint32_t{1});
+            r.last_port = j.value("last_port", uint16_t{0});
+            r.last_proto = j.value("last_proto", "");
+            r.last_type = j.value("last_type", "");
+            records_[r.prefix] = std::move(r);
+        } catch (const std::exception& e) {
+            if (warnings)
+                warnings->push_back(path_ + ":" + std::to_string(lineno) + ": skipped malformed ban record (" +
+                                    e.what() + ")");
+        }
+    }
+}
+
+void BanStore::save() const {
+    const std::string tmp = path_ + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) throw sys_error("cannot write " + tmp);
+    std::string out = "# portsentry-nfq ban table: one JSON object per line; edit only with the daemon stopped\n";
+    for (const auto& [_, r] : records_) {
+        json j = {{"prefix", r.prefix.to_string()}, {"origin", r.origin},       {"first_seen", r.first_seen},
+                  {"last_seen", r.last_seen},       {"expires", r.expires},     {"count", r.count},
+                  {"last_port", r.last_port},       {"last_proto", r.last_proto}, {"last_type", r.last_type}};
+        out += j.dump();
+        out += '\n';
+    }
+    const char* p = out.data();
+    size_t left = out.size();
+    while (left > 0) {
+        ssize_t n = ::write(fd, p, left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            auto err = sys_error("cannot write " + tmp);
+            ::close(fd);
+            throw err;
+        }
+        p += n;
+        left -= static_cast<size_t>(n);
+    }
+    // fsync before rename: after a crash the file is either old or new, never empty.
+    if (::fsync(fd) < 0 || ::close(fd) < 0) throw sys_error("cannot flush " + tmp);
+    if (::rename(tmp.c_str(), path_.c_str()) < 0) throw sys_error("cannot rename " + tmp + " to " + path_);
+}
+
+BanRecord& BanStore::upsert(const net::Cidr& prefix) {
+    auto& r = records_[prefix];
+    r.prefix = prefix;
+    return r;
+}
+
+const BanRecord* BanStore::find(const net::Cidr& prefix) const {
+    auto it = records_.find(prefix);
+    return it == records_.end() ? nullptr : &it->second;
+}
+
+const BanRecord* BanStore::covering(const net::IpAddr& a, int64_t now) const {
+    const BanRecord* best = nullptr;
+    // The store holds few prefixes per address (host + maybe its /64), so
+    // checking the host entry and then each shorter prefix is cheap enough
+    // for an operator command; the packet path never calls this.
+    for (int len = static_cast<int>(a.bits()); len >= 0; --len) {
+        net::Cidr c{a, static_cast<uint8_t>(len)};
+        // clear host bits
+        for (unsigned bit = static_cast<unsigned>(len); bit < a.bits(); ++bit)
+            c.addr.bytes[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+        auto it = records_.find(c);
+        if (it != records_.end() && it->second.active(now)) {
+            best = &it->second;
+            break;
+        }
+    }
+    return best;
+}
+
+bool BanStore::erase(const net::Cidr& prefix) { return records_.erase(prefix) > 0; }
+
+std::vector<BanRecord> BanStore::expire(int64_t now) {
+    std::vector<BanRecord> gone;
+    for (auto it = records_.begin(); it != records_.end();) {
+        if (!it->second.active(now)) {
+            gone.push_back(std::move(it->second));
+            it = records_.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    return gone;
+}
+
+LockFile LockFile::acquire(const std::string& path, bool wait) {
+    LockFile l;
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw sys_error("cannot open lock file " + path);
+    if (::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+        int e = errno;
+        ::close(fd);
+        if (e == EWOULDBLOCK) return l;
+        throw std::system_error(e, std::generic_category(), "cannot lock " + path);
+    }
+    l.fd_ = fd;
+    return l;
+}
+
+LockFile& LockFile::operator=(LockFile&& o) noexcept {
+    if (this != &o) {
+        if (fd_ >= 0) ::close(fd_);
+        fd_ = o.fd_;
+        o.fd_ = -1;
+    }
+    return *this;
+}
+
+LockFile::~LockFile() {
+    if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace portsentry::daemon
