@@ -1,0 +1,305 @@
+# shellcheck shell=bash
+# Lab and assertion helpers for the portsentry-nfq end-to-end tests.
+# Sourced by run.sh; needs bash, root, iproute2, nft, iptables-nft, nmap, curl,
+# /usr/bin/python3. Everything that touches the network happens inside
+# namespaces created here; the root namespace's firewall and routes are never
+# touched, and nothing is routed out (the lab has no default route at all).
+
+IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SRC_ROOT=$(cd "$IT_DIR/../.." && pwd)
+PY=/usr/bin/python3   # the system python: pyenv shims may not see http.server's env
+
+# Lab addresses (documentation ranges only).
+V_A4=198.51.100.1 A4=198.51.100.2 V_A6=2001:db8:1::1 A6=2001:db8:1::2
+V_F4=203.0.113.1 F4=203.0.113.2 V_F6=2001:db8:2::1 F6=2001:db8:2::2
+FRIEND_NETS="203.0.113.0/24 2001:db8:2::/64"
+# Extra attacker sources, one per scan type, so each scan meets a fresh
+# per-source state without restarting the daemon.
+A4_FIN=198.51.100.3 A4_NULL=198.51.100.4 A4_XMAS=198.51.100.5 A4_UDP=198.51.100.6
+A4_LATE=198.51.100.7 A4_KILL=198.51.100.8 A4_SPARE=198.51.100.9
+
+SUFFIX=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
+NS_V=ps-v-$SUFFIX NS_A=ps-a-$SUFFIX NS_F=ps-f-$SUFFIX
+RUN_TMP=$(mktemp -d /tmp/ps-integ.XXXXXX)
+chmod 755 "$RUN_TMP"   # the http.server document root lives here
+LAB_PIDS=()            # every background process we started (services, daemons)
+DAEMON_PID=""
+DAEMON_LOG=""
+KEEP_TMP=${KEEP_TMP:-0}
+
+in_v() { ip netns exec "$NS_V" "$@"; }
+in_a() { ip netns exec "$NS_A" "$@"; }
+in_f() { ip netns exec "$NS_F" "$@"; }
+
+say() { printf '%s\n' "$*" >&2; }
+
+# ---------------------------------------------------------------- lab ------
+
+lab_up() {
+    ip netns add "$NS_V" && ip netns add "$NS_A" && ip netns add "$NS_F" || return 1
+    # Create the veths inside the victim and move the peer straight into the
+    # other namespace: no interface ever exists in the root namespace.
+    ip -n "$NS_V" link add eth-a type veth peer name eth0 netns "$NS_A" || return 1
+    ip -n "$NS_V" link add eth-f type veth peer name eth0 netns "$NS_F" || return 1
+    local ns
+    for ns in "$NS_V" "$NS_A" "$NS_F"; do ip -n "$ns" link set lo up || return 1; done
+    # nodad: v6 addresses usable at once instead of "tentative" for ~2 s.
+    ip -n "$NS_V" addr add "$V_A4/24" dev eth-a &&
+    ip -n "$NS_V" addr add "$V_A6/64" dev eth-a nodad &&
+    ip -n "$NS_V" addr add "$V_F4/24" dev eth-f &&
+    ip -n "$NS_V" addr add "$V_F6/64" dev eth-f nodad &&
+    ip -n "$NS_A" addr add "$A4/24" dev eth0 &&
+    ip -n "$NS_A" addr add "$A6/64" dev eth0 nodad &&
+    ip -n "$NS_F" addr add "$F4/24" dev eth0 &&
+    ip -n "$NS_F" addr add "$F6/64" dev eth0 nodad || return 1
+    local a
+    for a in "$A4_FIN" "$A4_NULL" "$A4_XMAS" "$A4_UDP" "$A4_LATE" "$A4_KILL" "$A4_SPARE"; do
+        ip -n "$NS_A" addr add "$a/24" dev eth0 || return 1
+    done
+    ip -n "$NS_V" link set eth-a up && ip -n "$NS_V" link set eth-f up &&
+    ip -n "$NS_A" link set eth0 up && ip -n "$NS_F" link set eth0 up || return 1
+    # Closed UDP ports answer with ICMP port unreachable, which the kernel
+    # rate-limits (1/s per peer by default): without this a UDP scan of the
+    # undefended victim takes minutes. Per-namespace sysctls; best effort.
+    in_v sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0 2>/dev/null || true
+    mkdir -p "$RUN_TMP/www" && echo "portsentry-nfq integration lab" > "$RUN_TMP/www/index.html"
+}
+
+lab_down() {
+    local pid
+    for pid in "${LAB_PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for pid in "${LAB_PIDS[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    LAB_PIDS=()
+    DAEMON_PID=""
+    local ns
+    for ns in "$NS_V" "$NS_A" "$NS_F"; do
+        ip netns del "$ns" 2>/dev/null || true
+    done
+}
+
+# run.sh's trap: every exit path, including ^C and a failed assertion.
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    lab_down
+    ip netns del "ps-p-$SUFFIX" 2>/dev/null || true
+    if [ "$KEEP_TMP" = 1 ]; then say "kept $RUN_TMP"; else rm -rf "$RUN_TMP"; fi
+    exit "$rc"
+}
+
+# start_service PORT: python http.server in the victim on [::]:PORT (v4-mapped
+# too), waits until it accepts connections.
+start_service() {
+    local port=$1
+    in_v "$PY" -m http.server "$port" --bind :: --directory "$RUN_TMP/www" \
+        >"$RUN_TMP/http-$port.log" 2>&1 &
+    LAB_PIDS+=($!)
+    local i
+    for i in $(seq 50); do
+        if in_v curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then return 0; fi
+        sleep 0.1
+    done
+    say "service on port $port did not come up"; return 1
+}
+
+# ------------------------------------------------------- backend probes ----
+# Each backend is probed by loading its rule in a throwaway namespace, not by
+# asking the daemon: a daemon bug must show up as FAIL, never as SKIP.
+# Prints the kernel's complaint on failure.
+probe_backend() {
+    local backend=$1 ns="ps-p-$SUFFIX" out rc
+    ip netns add "$ns" || return 1
+    case $backend in
+    queue)
+        out=$(ip netns exec "$ns" nft -f - 2>&1 <<'EOF'
+table inet probe {
+    chain c { type filter hook input priority 0; meta l4proto tcp queue num 0 bypass; }
+}
+EOF
+        ); rc=$? ;;
+    xt-queue)
+        # iptables-nft builds exactly the nft_compat `target NFQUEUE` rule the
+        # daemon loads through libnftnl.
+        out=$(ip netns exec "$ns" iptables-nft -w -A INPUT -p tcp -j NFQUEUE \
+            --queue-num 1 --queue-bypass 2>&1); rc=$? ;;
+    nflog)
+        out=$(ip netns exec "$ns" nft -f - 2>&1 <<'EOF'
+table inet probe {
+    chain c { type filter hook input priority 0; meta l4proto tcp log group 5; }
+}
+EOF
+        ); rc=$? ;;
+    *) out="unknown backend"; rc=1 ;;
+    esac
+    ip netns del "$ns" 2>/dev/null || true
+    [ $rc -eq 0 ] && return 0
+    # One line: the kernel's error and the statement it refused.
+    local err; err=$(printf '%s\n' "$out" | grep -m1 -o 'Error: .*\|iptables.*' || true)
+    case $backend in
+    queue) echo "${err:-error} (nft 'queue num 0 bypass')" ;;
+    xt-queue) echo "${err:-error} (nft_compat target NFQUEUE)" ;;
+    nflog) echo "${err:-error} (nft 'log group 5')" ;;
+    *) echo "$out" ;;
+    esac
+    return 1
+}
+
+# ------------------------------------------------------------- daemon ------
+
+# daemon_start BACKEND CONFIG [extra args...]: runs the daemon in the victim in
+# its own mount namespace, where /etc, /var/lib and /run are overlays whose
+# upper layers live in $RUN_TMP: even a default path the config forgot to
+# override can never write to the real /etc or /var/lib, and a lock under /run
+# never collides with another instance on this host. Waits for "ready".
+# Returns 1 (with the log tail) if the daemon exits or is not ready in 20 s.
+DAEMON_RUNS=0
+daemon_start() {
+    local backend=$1 conf=$2; shift 2
+    DAEMON_RUNS=$((DAEMON_RUNS + 1))
+    DAEMON_LOG="$RUN_TMP/daemon-$DAEMON_RUNS.log"
+    local d
+    for d in etc var-lib run; do mkdir -p "$RUN_TMP/ovl/$d/up" "$RUN_TMP/ovl/$d/work"; done
+    # The overlays are mounted by the shell that then execs the daemon, so
+    # $! is the daemon's pid (ip netns exec and unshare exec, they do not fork).
+    # shellcheck disable=SC2016
+    ip netns exec "$NS_V" unshare --mount --propagation private /bin/sh -c '
+        o=$1; shift
+        mount -t overlay ovl-etc -o "lowerdir=/etc,upperdir=$o/etc/up,workdir=$o/etc/work" /etc &&
+        mount -t overlay ovl-varlib -o "lowerdir=/var/lib,upperdir=$o/var-lib/up,workdir=$o/var-lib/work" /var/lib &&
+        mount -t overlay ovl-run -o "lowerdir=/run,upperdir=$o/run/up,workdir=$o/run/work" /run || exit 99
+        exec "$@"' sh "$RUN_TMP/ovl" "$BIN" -c "$conf" --steer "$backend" "$@" \
+        >"$DAEMON_LOG" 2>&1 &
+    DAEMON_PID=$!
+    LAB_PIDS+=("$DAEMON_PID")
+    local i
+    for i in $(seq 200); do
+        if grep -q 'portsentry-nfq: ready' "$DAEMON_LOG"; then return 0; fi
+        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+            wait "$DAEMON_PID"; local rc=$?
+            say "daemon exited with status $rc before ready; log:"; sed 's/^/    | /' "$DAEMON_LOG" | tail -20 >&2
+            DAEMON_PID=""; return 1
+        fi
+        sleep 0.1
+    done
+    say "daemon not ready after 20 s; log:"; sed 's/^/    | /' "$DAEMON_LOG" | tail -20 >&2
+    return 1
+}
+
+# daemon_stop SIGNAL: sends it, waits up to 10 s; sets STOP_RC to the exit
+# status (128+N for a signal) or "hung" (then SIGKILLs it). Not for $(...):
+# only this shell can wait for its child.
+STOP_RC=""
+daemon_stop() {
+    local sig=$1 pid=$DAEMON_PID i
+    STOP_RC="no-daemon"
+    [ -n "$pid" ] || return 1
+    kill "-$sig" "$pid" 2>/dev/null
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -KILL "$pid" 2>/dev/null
+        STOP_RC="hung"
+    fi
+    # wait's stderr: bash reports a job killed by a signal ("Killed") there.
+    wait "$pid" 2>/dev/null
+    [ "$STOP_RC" = hung ] || STOP_RC=$?
+    DAEMON_PID=""
+}
+
+# All daemon logs of this lab so far (restarts append new files).
+daemon_logs() { cat "$RUN_TMP"/daemon-*.log 2>/dev/null; }
+
+# set_has SET ADDR: ADDR is an element of inet portsentry SET in the victim.
+# nft prints elements as "elements = { 198.51.100.2 timeout 1h expires ... }".
+set_has() {
+    in_v nft list set inet portsentry "$1" 2>/dev/null |
+        tr ',{}' '\n\n\n' | awk '{print $1}' | grep -qxF "$2"
+}
+
+# -------------------------------------------------------------- nmap -------
+
+# nmap_run NAME NS WATCHED NMAP-ARGS...: runs nmap in namespace NS with XML
+# output into $RUN_TMP/nmap-NAME.xml, then sets NM_* from nmap-ports.py and
+# appends a figures line to $RESULTS. WATCHED: port list for watched_closed.
+nmap_run() {
+    local name=$1 ns=$2 watched=$3; shift 3
+    local xml="$RUN_TMP/nmap-$name.xml" t0 t1 line
+    t0=$(date +%s.%N)
+    ip netns exec "$ns" nmap -n -Pn --max-retries 1 --host-timeout 90s "$@" \
+        -oX "$xml" >"$RUN_TMP/nmap-$name.txt" 2>&1
+    t1=$(date +%s.%N)
+    if ! line=$("$IT_DIR/nmap-ports.py" "$xml" "$watched"); then
+        say "nmap $name: no usable output"; sed 's/^/    | /' "$RUN_TMP/nmap-$name.txt" >&2
+        NM_OK=0; return 1
+    fi
+    NM_OK=1
+    eval "NM_${line// / NM_}"
+    local secs; secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
+    printf '%-28s %-40s open=%s closed=%s filtered=%s open|filtered=%s watched_closed=%s (%ss)\n' \
+        "$CUR_TAG" "$name: nmap $*" "$NM_open" "$NM_closed" "$NM_filtered" "$NM_open_filtered" \
+        "$NM_watched_closed" "$secs" >>"$RESULTS"
+}
+
+# ports_minus RANGE_LO RANGE_HI EXCLUDES: "1-112,114-138,..." (for WATCHED).
+ports_minus() {
+    local lo=$1 hi=$2 ex=" ${3//,/ } " p out="" start=""
+    for ((p = lo; p <= hi + 1; p++)); do
+        if [ $p -le "$hi" ] && [[ $ex != *" $p "* ]]; then
+            [ -z "$start" ] && start=$p
+        elif [ -n "$start" ]; then
+            if [ "$start" -eq $((p - 1)) ]; then out+="$start,"; else out+="$start-$((p - 1)),"; fi
+            start=""
+        fi
+    done
+    echo "${out%,}"
+}
+
+# ---------------------------------------------------------- assertions -----
+# A scenario is a shell function; `expect_*` record failures without aborting
+# so one run reports every broken expectation. scenario_run prints the verdict.
+
+SCEN_FAILS=0
+ok()  { say "    ok   $*"; }
+bad() { say "    FAIL $*"; SCEN_FAILS=$((SCEN_FAILS + 1)); }
+
+expect() {  # expect DESC CMD...: CMD succeeds
+    local desc=$1; shift
+    if "$@"; then ok "$desc"; else bad "$desc"; fi
+}
+expect_not() {  # expect_not DESC CMD...: CMD fails
+    local desc=$1; shift
+    if "$@"; then bad "$desc"; else ok "$desc"; fi
+}
+expect_eq() {  # expect_eq DESC GOT WANT
+    if [ "$2" = "$3" ]; then ok "$1 ($2)"; else bad "$1: got '$2', want '$3'"; fi
+}
+expect_ge() {  # expect_ge DESC GOT MIN
+    if [ "$2" -ge "$3" ] 2>/dev/null; then ok "$1 ($2 >= $3)"; else bad "$1: got '$2', want >= $3"; fi
+}
+log_has() { daemon_logs | grep -qE -- "$1"; }
+
+SUMMARY=()
+FAILED=0
+scenario_run() {  # scenario_run NAME FUNCTION
+    local name=$1 fn=$2 t0 secs
+    say "--- $CUR_TAG $name"
+    SCEN_FAILS=0
+    t0=$(date +%s)
+    "$fn"
+    secs=$(( $(date +%s) - t0 ))
+    if [ "$SCEN_FAILS" -eq 0 ]; then
+        SUMMARY+=("$(printf 'PASS  %-22s %-34s %3ss' "$CUR_TAG" "$name" "$secs")")
+    else
+        SUMMARY+=("$(printf 'FAIL  %-22s %-34s %3ss  (%s failed checks)' "$CUR_TAG" "$name" "$secs" "$SCEN_FAILS")")
+        FAILED=1
+    fi
+}
+scenario_skip() {  # scenario_skip TAG NAME REASON
+    SUMMARY+=("$(printf 'SKIP  %-22s %-34s       %s' "$1" "$2" "$3")")
+}
