@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154,SC2034  # NM_* set by eval; globals read by run.sh
 # Lab and assertion helpers for the portsentry-nfq end-to-end tests.
 # Sourced by run.sh; needs bash, root, iproute2, nft, iptables-nft, nmap, curl,
 # /usr/bin/python3. Everything that touches the network happens inside
@@ -7,12 +8,12 @@
 
 IT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC_ROOT=$(cd "$IT_DIR/../.." && pwd)
+export SRC_ROOT
 PY=/usr/bin/python3   # the system python: pyenv shims may not see http.server's env
 
 # Lab addresses (documentation ranges only).
 V_A4=198.51.100.1 A4=198.51.100.2 V_A6=2001:db8:1::1 A6=2001:db8:1::2
 V_F4=203.0.113.1 F4=203.0.113.2 V_F6=2001:db8:2::1 F6=2001:db8:2::2
-FRIEND_NETS="203.0.113.0/24 2001:db8:2::/64"
 # Extra attacker sources, one per scan type, so each scan meets a fresh
 # per-source state without restarting the daemon.
 A4_FIN=198.51.100.3 A4_NULL=198.51.100.4 A4_XMAS=198.51.100.5 A4_UDP=198.51.100.6
@@ -175,11 +176,10 @@ daemon_start() {
         >"$DAEMON_LOG" 2>&1 &
     DAEMON_PID=$!
     LAB_PIDS+=("$DAEMON_PID")
-    local i
-    for i in $(seq 200); do
+    for _ in $(seq 200); do
         if grep -q 'portsentry-nfq: ready' "$DAEMON_LOG"; then return 0; fi
         if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            wait "$DAEMON_PID"; local rc=$?
+            wait "$DAEMON_PID" 2>/dev/null; local rc=$?
             say "daemon exited with status $rc before ready; log:"; sed 's/^/    | /' "$DAEMON_LOG" | tail -20 >&2
             DAEMON_PID=""; return 1
         fi
@@ -194,11 +194,11 @@ daemon_start() {
 # only this shell can wait for its child.
 STOP_RC=""
 daemon_stop() {
-    local sig=$1 pid=$DAEMON_PID i
+    local sig=$1 pid=$DAEMON_PID
     STOP_RC="no-daemon"
     [ -n "$pid" ] || return 1
     kill "-$sig" "$pid" 2>/dev/null
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -208,7 +208,8 @@ daemon_stop() {
     fi
     # wait's stderr: bash reports a job killed by a signal ("Killed") there.
     wait "$pid" 2>/dev/null
-    [ "$STOP_RC" = hung ] || STOP_RC=$?
+    local rc=$?
+    [ "$STOP_RC" = hung ] || STOP_RC=$rc
     DAEMON_PID=""
 }
 
@@ -219,7 +220,7 @@ daemon_logs() { cat "$RUN_TMP"/daemon-*.log 2>/dev/null; }
 # nft prints elements as "elements = { 198.51.100.2 timeout 1h expires ... }".
 set_has() {
     in_v nft list set inet portsentry "$1" 2>/dev/null |
-        tr ',{}' '\n\n\n' | awk '{print $1}' | grep -qxF "$2"
+        tr ',{}' '\n' | awk '{print $1}' | grep -qxF "$2"
 }
 
 # -------------------------------------------------------------- nmap -------
@@ -236,9 +237,8 @@ nmap_run() {
     t1=$(date +%s.%N)
     if ! line=$("$IT_DIR/nmap-ports.py" "$xml" "$watched"); then
         say "nmap $name: no usable output"; sed 's/^/    | /' "$RUN_TMP/nmap-$name.txt" >&2
-        NM_OK=0; return 1
+        return 1
     fi
-    NM_OK=1
     eval "NM_${line// / NM_}"
     local secs; secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
     printf '%-28s %-40s open=%s closed=%s filtered=%s open|filtered=%s watched_closed=%s (%ss)\n' \

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2317,SC2154  # scenarios run via scenario_run; NM_* set by eval
 # End-to-end tests for portsentry-nfq: real kernel, real nmap, network
 # namespaces. For each steering backend the kernel has (probed by loading the
 # backend's rule in a throwaway namespace) and for each config flavour (native
@@ -12,8 +13,8 @@
 # and the nmap figures (also written to $RESULTS). Exit 0 only if nothing
 # failed; 77 if not root; 1 otherwise.
 #
-# Usage: tests/integration/run.sh [--lab-only]
-#   PORTSENTRY_NFQ=path  daemon binary (default: build-integ/, then build/)
+# Usage: tests/integration/run.sh [--lab-only] [BINARY]
+#   BINARY (or PORTSENTRY_NFQ=path): the daemon (default: build/, then build-integ/)
 #   BACKENDS="xt-queue nflog"  FLAVOURS="yaml legacy"  restrict the matrix
 #   KEEP_TMP=1  keep the run directory (logs, nmap XML, history files)
 set -u
@@ -227,8 +228,14 @@ s_sigkill() {
 }
 
 # ------------------------------------------------------------------ main ---
-if [ ! -x "${PORTSENTRY_NFQ:-}" ]; then
-    for c in "$SRC_ROOT/build-integ/portsentry-nfq" "$SRC_ROOT/build/portsentry-nfq"; do
+LAB_ONLY=0
+[ "${1:-}" = --lab-only ] && { LAB_ONLY=1; shift; }
+[ -n "${1:-}" ] && PORTSENTRY_NFQ=$1
+if [ -n "${PORTSENTRY_NFQ:-}" ] && [ ! -x "$PORTSENTRY_NFQ" ]; then
+    say "run.sh: $PORTSENTRY_NFQ is not an executable"; exit 1
+fi
+if [ -z "${PORTSENTRY_NFQ:-}" ]; then
+    for c in "$SRC_ROOT/build/portsentry-nfq" "$SRC_ROOT/build-integ/portsentry-nfq"; do
         [ -x "$c" ] && { PORTSENTRY_NFQ=$c; break; }
     done
 fi
@@ -240,7 +247,7 @@ start_service 80 && start_service 8080 || exit 1
 scenario_run "lab self-check (no daemon)" lab_self_check
 lab_down
 
-if [ "${1:-}" = --lab-only ]; then
+if [ "$LAB_ONLY" = 1 ]; then
     :
 elif [ -z "$BIN" ]; then
     say "run.sh: no daemon binary (set PORTSENTRY_NFQ or build build-integ/)"
