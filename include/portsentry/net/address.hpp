@@ -33,9 +33,19 @@ struct IpAddr {
     friend auto operator<=>(const IpAddr&, const IpAddr&) = default;
 };
 
+// Keyed hash (SipHash-2-4) for per-source tables. The default key is random
+// per process, so a flood cannot be aimed at one bucket; pass a key for
+// reproducible tests.
 struct IpAddrHash {
+    IpAddrHash();
+    explicit IpAddrHash(const std::array<uint8_t, 16>& k) : key(k) {}
     size_t operator()(const IpAddr& a) const noexcept;
+    std::array<uint8_t, 16> key;
 };
+
+namespace detail {
+uint64_t siphash24(const std::array<uint8_t, 16>& key, const uint8_t* data, size_t len) noexcept;
+}
 
 // addr/prefix with host bits cleared.
 struct Cidr {
