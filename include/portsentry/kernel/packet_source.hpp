@@ -19,6 +19,9 @@ struct SourceCounters {
     uint64_t parse_errors = 0;      // netlink message without payload etc.
     uint64_t enobufs = 0;           // kernel dropped messages (socket overrun)
     uint64_t send_errors = 0;
+    // Reasons behind default_verdicts / parse_errors, counted separately:
+    uint64_t handler_errors = 0;    // the handler threw (packet got the default verdict)
+    uint64_t unverdictable = 0;     // message without a packet id: no verdict possible
 };
 
 // Called for every packet: `l3` starts at the IP header (possibly truncated
