@@ -78,6 +78,8 @@ lab_down() {
     DAEMON_PID=""
     local ns
     for ns in "$NS_V" "$NS_A" "$NS_F"; do
+        # Anything still running inside our namespaces was started by us.
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill -KILL 2>/dev/null || true
         ip netns del "$ns" 2>/dev/null || true
     done
 }
@@ -96,11 +98,12 @@ cleanup() {
 # too), waits until it accepts connections.
 start_service() {
     local port=$1
-    in_v "$PY" -m http.server "$port" --bind :: --directory "$RUN_TMP/www" \
+    # Not through in_v: a backgrounded function is a subshell, and $! would
+    # name the subshell, not the server.
+    ip netns exec "$NS_V" "$PY" -m http.server "$port" --bind :: --directory "$RUN_TMP/www" \
         >"$RUN_TMP/http-$port.log" 2>&1 &
     LAB_PIDS+=($!)
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         if in_v curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$port/"; then return 0; fi
         sleep 0.1
     done

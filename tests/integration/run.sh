@@ -20,7 +20,7 @@
 set -u
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root (network namespaces, nft); skipping" >&2; exit 77; }
-# shellcheck source=tests/integration/lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -193,6 +193,36 @@ s_records() {
     expect_eq "nothing written to /etc or /var/lib outside configured paths" "$stray" ""
 }
 
+s_control() {
+    local sock out
+    sock=$(dirname "$CONF")/portsentry-nfq.sock
+    out=$(timeout 10 "$BIN" status --control-socket "$sock" 2>&1); local rc=$?
+    expect_eq "status via control socket: exit status (output: ${out:0:80})" "$rc" 0
+    out=$(timeout 10 "$BIN" list --control-socket "$sock" 2>&1)
+    expect "list names $A4" grep -qF "$A4" <<<"$out"
+    expect "list names $A6" grep -qF "$A6" <<<"$out"
+    expect_not "list does not name the friend" grep -qF "$F4" <<<"$out"
+    out=$(timeout 10 "$BIN" unban "$A4_XMAS" --control-socket "$sock" 2>&1); rc=$?
+    expect_eq "unban $A4_XMAS: exit status (output: ${out:0:80})" "$rc" 0
+    expect_not "unban: $A4_XMAS gone from set banned" set_has banned "$A4_XMAS"
+    expect "unban: $A4_XMAS reaches :8080 again" \
+        in_a curl -sf -o /dev/null --max-time 3 --interface "$A4_XMAS" "http://$V_A4:8080/"
+    expect "unban: $A4 still banned" set_has banned "$A4"
+}
+
+s_reload() {
+    kill -HUP "$DAEMON_PID" 2>/dev/null
+    sleep 1
+    expect "SIGHUP: daemon still running" kill -0 "$DAEMON_PID"
+    expect "SIGHUP: $A4 still in banned" set_has banned "$A4"
+    expect "SIGHUP: $A6 still in banned6" set_has banned6 "$A6"
+    # The reloaded ruleset must still steer probes to the daemon.
+    nmap_run after-hup "$NS_A" "$WATCHED_TCP" -sS -T4 -p1-1024 -e eth0 -S "$A4_SPARE" "$V_A4"
+    expect_eq "SIGHUP: new scan still meets zero closed watched ports" "${NM_watched_closed:-?}" 0
+    expect "SIGHUP: new scanner $A4_SPARE banned" set_has banned "$A4_SPARE"
+    expect "SIGHUP: friend reaches :8080" in_f curl -sf -o /dev/null --max-time 3 "http://$V_F4:8080/"
+}
+
 s_restart() {
     daemon_stop TERM
     expect_eq "SIGTERM: clean exit status" "$STOP_RC" 0
@@ -204,6 +234,7 @@ s_restart() {
     expect "after restart: $A4 in banned (restored)" set_has banned "$A4"
     expect "after restart: $A4_UDP in banned" set_has banned "$A4_UDP"
     expect "after restart: $A6 in banned6" set_has banned6 "$A6"
+    expect_not "after restart: unbanned $A4_XMAS not re-banned (unban persisted)" set_has banned "$A4_XMAS"
     expect_not "after restart: banned attacker still dropped" \
         in_a curl -sf -o /dev/null --max-time 3 --interface "$A4" "http://$V_A4:8080/"
     expect "after restart: friend reaches :8080" in_f curl -sf -o /dev/null --max-time 3 "http://$V_F4:8080/"
@@ -285,8 +316,10 @@ else
             scenario_run "5 friend (ignore list)"        s_friend
             scenario_run "6 service started later"       s_late_service
             scenario_run "7 history/blocked/hosts.deny"  s_records
-            scenario_run "8 SIGTERM + restart keeps bans" s_restart
-            scenario_run "9 SIGKILL fail-open"           s_sigkill
+            scenario_run "8 control: status/list/unban"  s_control
+            scenario_run "9 SIGHUP reload keeps bans"    s_reload
+            scenario_run "10 SIGTERM + restart keeps bans" s_restart
+            scenario_run "11 SIGKILL fail-open"          s_sigkill
             lab_down
         done
     done
