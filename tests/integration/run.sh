@@ -258,6 +258,32 @@ s_sigkill() {
         in_a curl -sf -o /dev/null --max-time 3 --interface "$A4" "http://$V_A4:8080/"
 }
 
+# DESIGN §2 order: queue, xt-queue, nflog; the choice is logged.
+s_auto() {
+    if ! daemon_start auto "$CONF"; then bad "daemon with --steer auto not ready"; return; fi
+    expect "auto chose ${AVAILABLE[0]}, the first the kernel has" \
+        log_has "steering backend: ${AVAILABLE[0]} \\(auto\\)"
+    daemon_stop TERM
+    expect_eq "auto: clean exit" "$STOP_RC" 0
+}
+
+# --dry-run: detect, log and record as BLOCK 0 (history line, verdict
+# ACCEPT), but no ban, no drop, no hosts.deny.
+s_dry_run() {
+    in_v nft delete table inet portsentry 2>/dev/null
+    if ! daemon_start "$BACKEND" "$CONF" --dry-run; then bad "daemon --dry-run not ready"; return; fi
+    nmap_run dry-run "$NS_A" "$WATCHED_TCP" -sS -T4 -p1-1024 "$V_A4"
+    expect_ge "dry-run: closed ports still answer (verdict accept)" "${NM_watched_closed:-0}" 1000
+    expect "dry-run: alert logged" \
+        log_has "attackalert: TCP SYN/Normal scan from host: [^ ]+/${A4//./\\.} to TCP port: [0-9]+"
+    expect_not "dry-run: $A4 not in banned" set_has banned "$A4"
+    expect "dry-run: attacker still reaches :8080" \
+        in_a curl -sf -o /dev/null --max-time 3 --interface "$A4" "http://$V_A4:8080/"
+    expect "dry-run: history records the host (fail2ban can still act)" grep -qs "/$A4 Port: " "$HISTORY"
+    expect_not "dry-run: no hosts.deny line" grep -qs "$A4" "$HOSTS_DENY"
+    daemon_stop TERM
+}
+
 # ------------------------------------------------------------------ main ---
 LAB_ONLY=0
 [ "${1:-}" = --lab-only ] && { LAB_ONLY=1; shift; }
@@ -323,17 +349,17 @@ else
             lab_down
         done
     done
-    # auto must pick the first available backend in the order of DESIGN §2.
+    # One more lab for the start-up variants: --steer auto, --dry-run.
     if [ ${#AVAILABLE[@]} -gt 0 ] && [ -z "${BACKENDS:-}" ]; then
-        CUR_TAG="auto/yaml"
         lab_up || exit 1
+        start_service 80 && start_service 8080 || exit 1
+        CUR_TAG="auto/yaml"
         write_config yaml "$RUN_TMP/auto-yaml"
-        s_auto() {
-            if ! daemon_start auto "$CONF"; then bad "daemon with --steer auto not ready"; return; fi
-            expect "auto chose ${AVAILABLE[0]}" log_has "steering backend: ${AVAILABLE[0]} \\(auto\\)"
-            daemon_stop TERM
-        }
         scenario_run "auto backend selection" s_auto
+        BACKEND=${AVAILABLE[0]}
+        CUR_TAG="$BACKEND/yaml --dry-run"
+        write_config yaml "$RUN_TMP/dry-run-yaml"
+        scenario_run "dry-run: detect, change nothing" s_dry_run
         lab_down
     fi
 fi
