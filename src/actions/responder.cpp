@@ -1,0 +1,267 @@
+#include "portsentry/actions/responder.hpp"
+
+#include <ctime>
+
+#include "portsentry/actions/messages.hpp"
+
+namespace portsentry::actions {
+
+using engine::Decision;
+using engine::ScanType;
+
+namespace {
+
+// Detection type when the caller did not name one: what 1.2's command-line
+// flag would have been for this protocol's mode.
+std::string default_mode(const config::Config& cfg, net::L4 proto) {
+    bool udp = proto == net::L4::udp;
+    const auto& pc = udp ? cfg.udp : cfg.tcp;
+    const char* base = udp ? "udp" : "tcp";
+    switch (pc.mode) {
+        case config::Mode::stealth: return std::string("s") + base;
+        case config::Mode::advanced: return std::string("a") + base;
+        default: return base;
+    }
+}
+
+CommandOptions command_options(const CommandOptions& base, const config::Config& cfg) {
+    CommandOptions o = base;
+    o.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(cfg.run_cmd_timeout);
+    return o;
+}
+
+}  // namespace
+
+struct Responder::Ctx {
+    const Report& r;
+    std::string ip;    // address text, the "IP" of every line
+    std::string host;  // resolved name, or the address
+    std::string mode;
+    bool classic;      // -tcp/-udp tripwire: 1.2's "Connect from host" wording
+};
+
+Responder::Responder(const config::Config& cfg, Log& log, ResponderOptions opts)
+    : cfg_(&cfg),
+      log_(log),
+      opts_(std::move(opts)),
+      runner_(log, command_options(opts_.command, cfg)),
+      history_(cfg.history_file),
+      record_bucket_(opts_.record_burst, opts_.record_per_second) {
+    make_resolver();
+}
+
+Responder::~Responder() = default;
+
+void Responder::make_resolver() {
+    ResolverOptions ro = opts_.resolver;
+    ro.enabled = cfg_->resolve_host;
+    resolver_ = std::make_unique<Resolver>(ro, opts_.lookup);
+}
+
+HandleResult Responder::handle(const Report& r, const BanFn& do_ban) {
+    return handle(r, do_ban, Clock::now());
+}
+
+HandleResult Responder::handle(const Report& r, const BanFn& do_ban, TimePoint now) {
+    HandleResult res;
+    const Decision& d = r.d;
+    if (d.outcome != Decision::Outcome::reported && d.outcome != Decision::Outcome::already_blocked)
+        return res;
+    if (d.outcome == Decision::Outcome::already_blocked && d.log_suppressed) return res;
+
+    const std::string ip = r.src.unmapped().to_string();
+    // Resolved per line, as 1.2 did; the resolver's cache and caps keep this cheap.
+    Ctx c{r, ip, resolver_->resolve(r.src.unmapped()), r.mode.empty() ? default_mode(*cfg_, r.proto) : r.mode,
+          d.type == ScanType::tcp_connect || d.type == ScanType::udp_tripwire};
+
+    // 1. what was seen
+    if (c.classic)
+        log_.write(msg::connect(c.host, ip, r.proto, r.port), now);
+    else if (r.proto == net::L4::udp)
+        log_.write(msg::udp_scan(c.host, ip, r.port), now);
+    else
+        log_.write(msg::tcp_scan(engine::scan_name(d.type, r.tcp_flags), c.host, ip, r.port), now);
+    if (d.ip_options) log_.write(msg::ip_options(c.host, ip, r.proto, r.port), now);
+    res.logged = true;
+
+    if (d.outcome == Decision::Outcome::already_blocked) {
+        log_.write(c.classic ? msg::classic_already_blocked(ip) : msg::already_blocked(c.host, ip), now);
+        return res;
+    }
+    ++counters_.reports;
+
+    // 2. responses (1.2 DisposeTCP/DisposeUDP)
+    bool ok = true;
+    switch (d.block) {
+        case 1: ok = respond_block1(c, do_ban, res, now); break;
+        case 2:
+            if (d.run_cmd) ok = run_command(c, false, now);
+            break;
+        default: log_.write(msg::ignoring_response(r.proto), now); break;
+    }
+    res.responded_ok = ok;
+
+    // 3. records, only after a successful dispose (1.2 WriteBlocked)
+    if (ok) {
+        record(c, res, now);
+    } else {
+        ++counters_.response_failures;
+        log_.write(c.classic ? msg::classic_could_not_block(ip) : msg::could_not_block(c.host, ip), now);
+    }
+    return res;
+}
+
+bool Responder::respond_block1(const Ctx& c, const BanFn& do_ban, HandleResult& res, TimePoint now) {
+    const Decision& d = c.r.d;
+    bool ok = true;
+    auto route = [&] {
+        if (d.ban) {
+            std::string err = do_ban ? do_ban() : std::string("no ban function configured");
+            if (err.empty()) {
+                ++counters_.bans_ok;
+                res.banned = true;
+                log_.write(msg::blocked_nft(c.ip, c.r.src.unmapped().is_v6()), now);
+            } else {
+                ++counters_.bans_failed;
+                ok = false;
+                log_.write(msg::nft_ban_failed(c.ip, err), now);
+            }
+        }
+        // An admin's own KILL_ROUTE script runs after the native ban.
+        if (d.custom_kill_route && !run_command(c, true, now)) ok = false;
+    };
+    auto deny = [&] {
+        if (d.hosts_deny && !hosts_deny(c)) ok = false;
+    };
+    auto cmd = [&] {
+        if (d.run_cmd && !run_command(c, false, now)) ok = false;
+    };
+    if (cfg_->kill_run_cmd_first) {
+        cmd();
+        route();
+        deny();
+    } else {
+        route();
+        deny();
+        cmd();
+    }
+    return ok;
+}
+
+bool Responder::run_command(const Ctx& c, bool route, TimePoint now) {
+    const char* key = route ? "KILL_ROUTE" : "KILL_RUN_CMD";
+    const std::string& tmpl = route ? cfg_->kill_route : cfg_->kill_run_cmd;
+    Macros m{c.ip, std::to_string(c.r.port), c.mode, c.host};
+    std::string err;
+    int targets = 0;
+    auto argv = build_argv(tmpl, m, &err, &targets);
+    if (!argv) {
+        log_.write(msg::bad_command(key, err), now);
+        return false;
+    }
+    if (route && targets == 0) {  // 1.2 KillRoute(): a route command without $TARGET$ is a mistake
+        log_.write(msg::no_target_variable(key), now);
+        return false;
+    }
+    const uint64_t refused_before = runner_.counters().refused;
+    err = runner_.start(*argv, c.ip, now);
+    if (!err.empty()) {
+        if (runner_.counters().refused == refused_before)  // a refusal was logged by the runner
+            log_.write(route ? msg::route_cmd_exec_failed(c.ip, err) : msg::run_cmd_exec_failed(c.ip, err),
+                       now);
+        return false;
+    }
+    const std::string shown = argv_for_log(*argv);
+    log_.write(route ? msg::blocked_route_cmd(c.ip, shown) : msg::external_command(c.ip, shown), now);
+    return true;
+}
+
+bool Responder::hosts_deny(const Ctx& c) {
+    Macros m{c.ip, std::to_string(c.r.port), c.mode, c.host};
+    int targets = 0;
+    const std::string line = expand_macros(cfg_->kill_hosts_deny, m, &targets);
+    if (targets == 0) {  // as 1.2 KillHostsDeny(): a line that names nobody blocks nobody
+        log_.write(msg::no_target_variable("KILL_HOSTS_DENY"));
+        ++counters_.hosts_deny_failed;
+        return false;
+    }
+    HostsDenyResult r = hosts_deny_add(cfg_->hosts_deny_file, line, opts_.hosts_deny_rename);
+    switch (r.status) {
+        case HostsDenyResult::Status::added: ++counters_.hosts_deny_added; break;
+        case HostsDenyResult::Status::already_present: ++counters_.hosts_deny_present; break;
+        case HostsDenyResult::Status::failed:
+            ++counters_.hosts_deny_failed;
+            log_.write(msg::hosts_deny_failed(cfg_->hosts_deny_file, r.error));
+            log_.write(msg::security_block_error(c.ip));
+            return false;
+    }
+    log_.write(msg::blocked_wrappers(c.ip, line));
+    return true;
+}
+
+AppendFile& Responder::blocked_file(const std::string& mode) {
+    auto it = blocked_.find(mode);
+    if (it == blocked_.end())
+        it = blocked_.emplace(mode, AppendFile(blocked_file_path(cfg_->blocked_file, mode))).first;
+    return it->second;
+}
+
+void Responder::record(const Ctx& c, HandleResult& res, TimePoint now) {
+    // Spoofed sources are free for an attacker; disk and fail2ban are not.
+    if (!record_bucket_.take(now)) {
+        ++pending_suppressed_;
+        ++counters_.records_suppressed;
+        return;
+    }
+    if (pending_suppressed_ > 0) {
+        log_.write(msg::records_suppressed(pending_suppressed_), now);
+        pending_suppressed_ = 0;
+    }
+    const std::time_t when = opts_.wall_clock ? opts_.wall_clock() : std::time(nullptr);
+    const std::string line = msg::history_record(when, c.host, c.ip, c.r.port, c.r.proto);
+    bool ok = true;
+    AppendFile& blocked = blocked_file(c.mode);
+    if (auto err = blocked.append(line); !err.empty()) {
+        ok = false;
+        ++counters_.file_errors;
+        log_.write(msg::blocked_failed(blocked.path(), err), now);
+    }
+    if (auto err = history_.append(line); !err.empty()) {
+        ok = false;
+        ++counters_.file_errors;
+        log_.write(msg::history_failed(history_.path(), err), now);
+    }
+    if (ok) ++counters_.records_written;
+    res.recorded = ok;
+}
+
+void Responder::reap() { reap(Clock::now()); }
+
+void Responder::reap(TimePoint now) {
+    runner_.reap(now);
+    log_.flush(now);
+    if (pending_suppressed_ > 0 && record_bucket_.would_allow(now)) {
+        log_.write(msg::records_suppressed(pending_suppressed_), now);
+        pending_suppressed_ = 0;
+    }
+}
+
+void Responder::reopen() {
+    // Reported now, at SIGHUP, rather than at the next detection.
+    if (auto err = history_.reopen(); !err.empty())
+        log_.write(msg::history_failed(history_.path(), err));
+    for (auto& [mode, f] : blocked_) {
+        if (auto err = f.reopen(); !err.empty()) log_.write(msg::blocked_failed(f.path(), err));
+    }
+}
+
+void Responder::reconfigure(const config::Config& cfg) {
+    const bool resolve_changed = cfg.resolve_host != cfg_->resolve_host;
+    cfg_ = &cfg;
+    history_ = AppendFile(cfg.history_file);
+    blocked_.clear();  // reopened lazily under the (possibly new) BLOCKED_FILE
+    runner_.set_options(command_options(opts_.command, cfg));
+    if (resolve_changed) make_resolver();
+}
+
+}  // namespace portsentry::actions
