@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "portsentry/net/address.hpp"
@@ -42,6 +43,8 @@ struct ProtoConfig {
     // Ports steered to the daemon for this mode, sorted, merged, non-overlapping.
     // classic/stealth: ports; advanced: [1, advanced_ports) minus excludes; off: empty.
     std::vector<PortRange> watched() const;
+
+    friend bool operator==(const ProtoConfig&, const ProtoConfig&) = default;
 };
 
 struct Config {

@@ -1,0 +1,104 @@
+// The one table of configuration keys (STYLE §9). Every knob is declared once
+// here — legacy name, YAML path, value kind, default, description — and that
+// declaration drives the legacy reader, the YAML reader, validation, to_yaml()
+// (--import-legacy) and the documentation in etc/portsentry.yaml.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "portsentry/config/config.hpp"
+
+namespace portsentry::config {
+
+// How a value is spelled and checked. The storage type comes from the field.
+enum class ValueKind : uint8_t {
+    port_list,   // "1,11,6000-6010" (legacy) or a YAML sequence of ports / "a-b" ranges
+    port,        // one port number 1..65535
+    block,       // 0, 1 or 2
+    flag,        // legacy "0"/"1"; YAML true/false
+    integer,     // unsigned integer within [min, max]
+    path,        // file path; relative paths are relative to the config file's directory
+    text,        // free text (PORT_BANNER)
+    command,     // argv words, exec'd without a shell (KILL_ROUTE, KILL_RUN_CMD)
+    deny_line,   // hosts.deny template, must contain $TARGET$ when set
+    duration,    // YAML only: 30s, 10m, 1h, 2d, 1h30m or plain seconds
+    mode,        // YAML only: off|classic|stealth|advanced
+    steer,       // YAML only: auto|queue|xt-queue|nflog
+};
+
+// Pointer to the Config member a key stores into.
+using FieldRef = std::variant<bool*, int*, unsigned*, uint16_t*, size_t*, std::string*,
+                              std::vector<PortRange>*, std::chrono::seconds*, Mode*, Steer*>;
+
+struct KeyInfo {
+    std::string_view yaml;      // dotted YAML path: "tcp.ports", "ban_time"
+    std::string_view legacy;    // portsentry 1.2 name ("" = YAML only)
+    ValueKind kind;
+    std::string_view default_value;  // the default, as YAML text (matches Config{})
+    // Default when read from a legacy file, if different (nullptr = same).
+    const char* legacy_default;
+    uint64_t min, max;          // integer/duration bounds (seconds for durations)
+    bool required;              // path/text: must not be empty
+    std::string_view description;  // one paragraph: to_yaml() comments and docs
+    FieldRef (*field)(Config&);
+};
+
+// All keys, in documentation order (tcp.*, udp.*, then the rest).
+std::span<const KeyInfo> keys();
+const KeyInfo* find_yaml_key(std::string_view dotted_path);
+const KeyInfo* find_legacy_key(std::string_view name);  // exact, case-sensitive as 1.2
+
+enum class Syntax : uint8_t { legacy, yaml };
+
+// Parses `text` as the key's kind and stores it into c. Returns an error
+// message that says what was expected, or nullopt on success.
+std::optional<std::string> set_value(const KeyInfo& k, Config& c, std::string_view text, Syntax syn);
+// The key's current value in c, as YAML text ("[1, 11, 15-20]", "1h", "\"...\"").
+std::string format_value(const KeyInfo& k, const Config& c);
+// What a value of this kind looks like, for "expected ..." messages.
+std::string expected_text(const KeyInfo& k, Syntax syn);
+
+// True when every table key has the same value in a and b and both ignore
+// sets hold the same prefixes (source_file/legacy are not settings).
+bool same_settings(const Config& a, const Config& b);
+
+// ---- value helpers (also used by the CLI) ---------------------------------
+
+// "1,11,6000-6010" → ranges, in the given order. Whitespace around items is
+// tolerated; an error says which item is wrong and what was expected.
+struct PortListResult {
+    std::vector<PortRange> ranges;
+    std::string error;  // empty = ok
+};
+PortListResult parse_port_list(std::string_view text);
+std::string format_port_list(const std::vector<PortRange>& ranges);  // "1, 11, 15-20"
+
+// "30s", "10m", "1h", "2d", "1h30m", "3600" → seconds.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+std::string format_duration(std::chrono::seconds s);  // largest exact unit: "1h", "90s", "0"
+
+// The first shell construct in a command we exec without a shell:
+// "&&", "||", "|", ";", "&", ">", "<", "$(", "`", newline. nullopt = none.
+std::optional<std::string> find_shell_syntax(std::string_view command);
+
+// Case-insensitive Levenshtein distance.
+size_t edit_distance(std::string_view a, std::string_view b);
+// The closest candidate if it is plausibly a typo of `word`, else "".
+std::string did_you_mean(std::string_view word, std::span<const std::string> candidates);
+
+enum class Format : uint8_t { yaml, legacy };
+// Legacy when the first meaningful line is KEY=... / KEY = ...; YAML otherwise.
+Format detect_format(std::string_view text);
+
+// --import-legacy DIR_OR_FILE: a directory means DIR/portsentry.conf.
+// Ignore files are not loaded (they stay files; the YAML points at them).
+Config import_legacy(const std::string& dir_or_file, const LoadOptions& opts = {});
+
+}  // namespace portsentry::config

@@ -1,0 +1,556 @@
+// The key table and the per-kind parse/format functions it drives.
+#include "portsentry/config/keys.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <charconv>
+#include <limits>
+
+#include <fmt/format.h>
+
+namespace portsentry::config {
+
+namespace {
+
+constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
+constexpr uint64_t kDay = 86400;
+
+// Field accessors: captureless lambdas decay to the table's function pointer.
+#define PS_FIELD(expr) [](Config& c) -> FieldRef { return &(c.expr); }
+
+// Order here is documentation order (to_yaml output, etc/portsentry.yaml).
+// default_value must describe Config{} exactly: a unit test checks it.
+const KeyInfo kKeys[] = {
+    // ---- tcp ------------------------------------------------------------
+    {"tcp.mode", "", ValueKind::mode, "off", nullptr, 0, 0, false,
+     "How TCP is watched. off: not at all. classic (-tcp): bind the listed ports as "
+     "tripwires; a full connect is the detection and proves the source is real. "
+     "stealth (-stcp): probes to the listed ports are steered to the daemon, nothing "
+     "is bound. advanced (-atcp): probes to every port below advanced_ports that no "
+     "local socket owns, minus advanced_exclude. Legacy configs take this from the "
+     "-tcp/-stcp/-atcp flag or TCP_MODE in /etc/default/portsentry.",
+     PS_FIELD(tcp.mode)},
+    {"tcp.ports", "TCP_PORTS", ValueKind::port_list, "[]", nullptr, 0, 0, false,
+     "Ports watched in classic and stealth modes (ignored in advanced mode). "
+     "A list of port numbers and a-b ranges.",
+     PS_FIELD(tcp.ports)},
+    {"tcp.advanced_ports", "ADVANCED_PORTS_TCP", ValueKind::port, "1024", nullptr, 1, 65535, false,
+     "Advanced mode watches every port below this number (1.2 recommends 1024).",
+     PS_FIELD(tcp.advanced_ports)},
+    {"tcp.advanced_exclude", "ADVANCED_EXCLUDE_TCP", ValueKind::port_list, "[]", nullptr, 0, 0, false,
+     "Ports advanced mode never reacts to, as if a service were bound there "
+     "(stock: 113 ident, 139 NetBIOS).",
+     PS_FIELD(tcp.advanced_exclude)},
+    {"tcp.block", "BLOCK_TCP", ValueKind::block, "1", nullptr, 0, 2, false,
+     "Response to a TCP scan. 0: detect and record only (history line, no ban, probes "
+     "answered as before). 1: drop probes and, at the trigger, ban (kill_route), write "
+     "hosts.deny (kill_hosts_deny) and run kill_run_cmd, each if set. 2: run "
+     "kill_run_cmd only.",
+     PS_FIELD(tcp.block)},
+    // ---- udp ------------------------------------------------------------
+    {"udp.mode", "", ValueKind::mode, "off", nullptr, 0, 0, false,
+     "How UDP is watched: off, classic (-udp), stealth (-sudp) or advanced (-audp), "
+     "as for tcp.mode. UDP sources are trivially forged: blocking on UDP lets anyone "
+     "make this host ban an address of their choosing.",
+     PS_FIELD(udp.mode)},
+    {"udp.ports", "UDP_PORTS", ValueKind::port_list, "[]", nullptr, 0, 0, false,
+     "Ports watched in classic and stealth modes (ignored in advanced mode).",
+     PS_FIELD(udp.ports)},
+    {"udp.advanced_ports", "ADVANCED_PORTS_UDP", ValueKind::port, "1024", nullptr, 1, 65535, false,
+     "Advanced mode watches every UDP port below this number.",
+     PS_FIELD(udp.advanced_ports)},
+    {"udp.advanced_exclude", "ADVANCED_EXCLUDE_UDP", ValueKind::port_list, "[]", nullptr, 0, 0, false,
+     "UDP ports advanced mode ignores (stock: 520 RIP, 138/137 NetBIOS, 67 bootp "
+     "broadcasts).",
+     PS_FIELD(udp.advanced_exclude)},
+    {"udp.block", "BLOCK_UDP", ValueKind::block, "1", nullptr, 0, 2, false,
+     "Response to a UDP scan: 0 record only, 1 block, 2 run kill_run_cmd only.",
+     PS_FIELD(udp.block)},
+    // ---- files ----------------------------------------------------------
+    {"ignore_file", "IGNORE_FILE", ValueKind::path, "\"/etc/portsentry/portsentry.ignore\"",
+     nullptr, 0, 0, false,
+     "Addresses never reported or banned: one IPv4/IPv6 address or CIDR per line; "
+     "text after a # is a comment. This file and the same name plus \".static\" are both read; a "
+     "missing file is fine. Local addresses are always added. \"\" = none.",
+     PS_FIELD(ignore_file)},
+    {"history_file", "HISTORY_FILE", ValueKind::path,
+     "\"/var/lib/portsentry/portsentry.history\"", nullptr, 0, 0, true,
+     "Appended with one line per reported host, in portsentry 1.2's format "
+     "(fail2ban's portsentry filter reads it). Never renamed; SIGHUP reopens it.",
+     PS_FIELD(history_file)},
+    {"blocked_file", "BLOCKED_FILE", ValueKind::path,
+     "\"/var/lib/portsentry/portsentry.blocked\"", nullptr, 0, 0, true,
+     "Hosts with an active ban, one file per mode: this name plus \".tcp\", "
+     "\".atcp\", ... as in 1.2.",
+     PS_FIELD(blocked_file)},
+    // ---- detection --------------------------------------------------------
+    {"resolve_host", "RESOLVE_HOST", ValueKind::flag, "false", nullptr, 0, 0, false,
+     "Look up the reverse DNS name of attackers for log lines (capped; falls back "
+     "to the address). The name is attacker-controlled and never reaches a shell.",
+     PS_FIELD(resolve_host)},
+    {"scan_trigger", "SCAN_TRIGGER", ValueKind::integer, "0", nullptr, 0, kU32Max, false,
+     "The Nth probe from one source (counting repeats) within scan_window fires "
+     "the response; 0 and 1 both mean the first probe.",
+     PS_FIELD(scan_trigger)},
+    {"scan_window", "", ValueKind::duration, "1h", nullptr, 1, 365 * kDay, false,
+     "How long probes from one source are counted toward scan_trigger.",
+     PS_FIELD(scan_window)},
+    {"port_banner", "PORT_BANNER", ValueKind::text, "\"\"", nullptr, 0, 0, false,
+     "Text written to a client that connects to a classic-mode tripwire "
+     "(UDP replies are rate-limited). \"\" = none.",
+     PS_FIELD(port_banner)},
+    // ---- response ---------------------------------------------------------
+    {"kill_route", "KILL_ROUTE", ValueKind::command, "\"\"", nullptr, 0, 0, false,
+     "Ban the source (block 1). \"nft-set\", or any stock firewall/route command "
+     "(iptables, ip6tables, route, ipchains, ipfwadm, ipfw, ...), means: add it to "
+     "the kernel ban set (logged \"blocked via nft set\"); nothing is exec'd. Any "
+     "other command is your own script: it runs after the ban, without a shell, "
+     "with $TARGET$ $PORT$ $MODE$ expanded. \"\" = no ban.",
+     PS_FIELD(kill_route)},
+    {"ban_time", "", ValueKind::duration, "1h", "0", 0, 10 * 365 * kDay, false,
+     "How long a ban lasts; repeat offenders are banned longer. 0 = permanent "
+     "(portsentry 1.2 behaviour, the default for legacy configs).",
+     PS_FIELD(ban_time)},
+    {"kill_hosts_deny", "KILL_HOSTS_DENY", ValueKind::deny_line, "\"\"", nullptr, 0, 0, false,
+     "Line appended to hosts_deny_file on a ban (block 1), with $TARGET$ and $PORT$ "
+     "expanded; must contain $TARGET$. \"\" = do not touch hosts.deny.",
+     PS_FIELD(kill_hosts_deny)},
+    {"hosts_deny_file", "", ValueKind::path, "\"/etc/hosts.deny\"", nullptr, 0, 0, true,
+     "The TCP wrappers file kill_hosts_deny is written to.",
+     PS_FIELD(hosts_deny_file)},
+    {"kill_run_cmd", "KILL_RUN_CMD", ValueKind::command, "\"\"", nullptr, 0, 0, false,
+     "Command run on a ban (block 1 or 2): words split on spaces, $TARGET$ $PORT$ "
+     "$MODE$ expanded, exec'd without a shell, so no &&, |, ;, redirections or $(...): "
+     "put those in a script. \"\" = none.",
+     PS_FIELD(kill_run_cmd)},
+    {"kill_run_cmd_first", "KILL_RUN_CMD_FIRST", ValueKind::flag, "false", nullptr, 0, 0, false,
+     "Run kill_run_cmd before the ban instead of after it.",
+     PS_FIELD(kill_run_cmd_first)},
+    {"run_cmd_timeout", "", ValueKind::duration, "10s", nullptr, 1, 3600, false,
+     "kill_run_cmd and a custom kill_route are killed after this long.",
+     PS_FIELD(run_cmd_timeout)},
+    // ---- kernel -----------------------------------------------------------
+    {"steer", "", ValueKind::steer, "auto", nullptr, 0, 0, false,
+     "How probes reach the daemon: queue (nft queue), xt-queue (nft + xt NFQUEUE "
+     "target), nflog (nft log group; no inline verdict, the rule drops) or auto "
+     "(the first of these the kernel supports; the choice is logged).",
+     PS_FIELD(steer)},
+    {"queue_num", "", ValueKind::integer, "0", nullptr, 0, 65535, false,
+     "NFQUEUE number for queue and xt-queue.",
+     PS_FIELD(queue_num)},
+    {"nflog_group", "", ValueKind::integer, "5", nullptr, 0, 65535, false,
+     "NFLOG group for nflog.",
+     PS_FIELD(nflog_group)},
+    {"ban_set_size", "", ValueKind::integer, "65536", nullptr, 1, kU32Max, false,
+     "Maximum number of addresses in each kernel ban set (nft set size); a full set "
+     "is logged and counted.",
+     PS_FIELD(ban_set_size)},
+    {"max_tracked_sources", "", ValueKind::integer, "100000", nullptr, 1, kU32Max, false,
+     "Per-source scan state kept in memory; least recently seen sources are "
+     "forgotten first, so a random-source flood cannot exhaust memory.",
+     PS_FIELD(max_tracked_sources)},
+    // ---- daemon -----------------------------------------------------------
+    {"state_file", "", ValueKind::path, "\"/var/lib/portsentry/portsentry-nfq.state\"", nullptr,
+     0, 0, true,
+     "Every ban (address, origin, times, count), rewritten atomically; bans are "
+     "restored from it after a restart.",
+     PS_FIELD(state_file)},
+    {"control_socket", "", ValueKind::path, "\"/run/portsentry-nfq.sock\"", nullptr, 0, 0, true,
+     "Root-only socket for status, list, why, ban and unban.",
+     PS_FIELD(control_socket)},
+    {"json_log", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
+     "Append one JSON object per event to this file. \"\" = off.",
+     PS_FIELD(json_log)},
+    {"dry_run", "", ValueKind::flag, "false", nullptr, 0, 0, false,
+     "Detect, log and record as with block 0, but never ban, drop or run anything "
+     "(also --dry-run).",
+     PS_FIELD(dry_run)},
+};
+
+#undef PS_FIELD
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+
+// Strict unsigned decimal: digits only, no sign, no overflow.
+std::optional<uint64_t> parse_uint(std::string_view s) {
+    if (s.empty()) return std::nullopt;
+    uint64_t v = 0;
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        auto u = static_cast<unsigned char>(ch);
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+            out += ch;
+        } else if (u < 0x20 || u == 0x7f) {
+            out += fmt::format("\\x{:02x}", u);
+        } else {
+            out += ch;
+        }
+    }
+    return out + "\"";
+}
+
+// Store an already range-checked integer into whichever integer field the key has.
+bool store_integer(FieldRef f, uint64_t v) {
+    return std::visit(
+        [v](auto* p) -> bool {
+            using T = std::remove_pointer_t<decltype(p)>;
+            if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+                *p = static_cast<T>(v);
+                return true;
+            } else {
+                return false;
+            }
+        },
+        f);
+}
+
+uint64_t load_integer(FieldRef f) {
+    return std::visit(
+        [](auto* p) -> uint64_t {
+            using T = std::remove_pointer_t<decltype(p)>;
+            if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+                return static_cast<uint64_t>(*p);
+            } else {
+                return 0;
+            }
+        },
+        f);
+}
+
+template <class T>
+T* field_as(const KeyInfo& k, Config& c) {
+    auto f = k.field(c);
+    auto** p = std::get_if<T*>(&f);
+    return p ? *p : nullptr;
+}
+
+}  // namespace
+
+std::span<const KeyInfo> keys() { return kKeys; }
+
+const KeyInfo* find_yaml_key(std::string_view path) {
+    for (const auto& k : kKeys)
+        if (k.yaml == path) return &k;
+    return nullptr;
+}
+
+const KeyInfo* find_legacy_key(std::string_view name) {
+    if (name.empty()) return nullptr;
+    for (const auto& k : kKeys)
+        if (k.legacy == name) return &k;
+    return nullptr;
+}
+
+std::string expected_text(const KeyInfo& k, Syntax syn) {
+    switch (k.kind) {
+    case ValueKind::port_list:
+        return syn == Syntax::legacy
+                   ? "a comma-separated list of ports 1-65535 and a-b ranges, e.g. \"1,11,6000-6010\""
+                   : "a list of ports 1-65535 and \"a-b\" ranges, e.g. [1, 11, 6000-6010]";
+    case ValueKind::port: return "a port number 1-65535";
+    case ValueKind::block: return "0 (record only), 1 (block) or 2 (run KILL_RUN_CMD only)";
+    case ValueKind::flag: return syn == Syntax::legacy ? "0 or 1" : "true or false";
+    case ValueKind::integer: return fmt::format("an integer from {} to {}", k.min, k.max);
+    case ValueKind::path: return k.required ? "a file path" : "a file path or \"\"";
+    case ValueKind::text: return "text";
+    case ValueKind::command: return "a command line";
+    case ValueKind::deny_line: return "a hosts.deny line containing $TARGET$";
+    case ValueKind::duration:
+        return fmt::format("a duration like 30s, 10m, 1h, 2d or a number of seconds, from {} to {}",
+                           format_duration(std::chrono::seconds(k.min)),
+                           format_duration(std::chrono::seconds(k.max)));
+    case ValueKind::mode: return "off, classic, stealth or advanced";
+    case ValueKind::steer: return "auto, queue, xt-queue or nflog";
+    }
+    return "a value";
+}
+
+std::optional<std::string> set_value(const KeyInfo& k, Config& c, std::string_view text, Syntax syn) {
+    const std::string_view raw = text;
+    text = trim(text);
+    auto bad = [&](std::string_view what) {
+        return fmt::format("{}: expected {}", what, expected_text(k, syn));
+    };
+    switch (k.kind) {
+    case ValueKind::port_list: {
+        auto r = parse_port_list(text);
+        if (!r.error.empty()) return fmt::format("{}: expected {}", r.error, expected_text(k, syn));
+        *field_as<std::vector<PortRange>>(k, c) = std::move(r.ranges);
+        return std::nullopt;
+    }
+    case ValueKind::port:
+    case ValueKind::block:
+    case ValueKind::integer: {
+        auto v = parse_uint(text);
+        if (!v) return bad(text.empty() ? std::string("empty value") : fmt::format("'{}' is not a number", text));
+        if (*v < k.min || *v > k.max) {
+            if (k.kind == ValueKind::port) return bad(fmt::format("port {} is out of range", *v));
+            return bad(fmt::format("{} is out of range", *v));
+        }
+        store_integer(k.field(c), *v);
+        return std::nullopt;
+    }
+    case ValueKind::flag: {
+        bool v;
+        const std::string t = lower(text);
+        if (syn == Syntax::legacy) {
+            // 1.2 treated anything but "1" as off; a typo silently disabling a
+            // setting is exactly what --check should catch, so be strict.
+            if (t == "0") v = false;
+            else if (t == "1") v = true;
+            else return bad(fmt::format("'{}' is not 0 or 1", text));
+        } else {
+            if (t == "true" || t == "yes" || t == "on" || t == "1") v = true;
+            else if (t == "false" || t == "no" || t == "off" || t == "0") v = false;
+            else return bad(fmt::format("'{}' is not a boolean", text));
+        }
+        *field_as<bool>(k, c) = v;
+        return std::nullopt;
+    }
+    case ValueKind::path:
+    case ValueKind::command:
+    case ValueKind::deny_line:
+        // Content rules (required, $TARGET$, shell syntax) are cross-checks done
+        // by validation, so that they are reported once with the final value.
+        *field_as<std::string>(k, c) = std::string(text);
+        return std::nullopt;
+    case ValueKind::text:
+        // A banner may carry deliberate leading/trailing spaces.
+        *field_as<std::string>(k, c) = std::string(raw);
+        return std::nullopt;
+    case ValueKind::duration: {
+        auto d = parse_duration(text);
+        if (!d) return bad(fmt::format("'{}' is not a duration", text));
+        if (static_cast<uint64_t>(d->count()) < k.min || static_cast<uint64_t>(d->count()) > k.max)
+            return bad(fmt::format("{} is out of range", text));
+        *field_as<std::chrono::seconds>(k, c) = *d;
+        return std::nullopt;
+    }
+    case ValueKind::mode: {
+        for (Mode m : {Mode::off, Mode::classic, Mode::stealth, Mode::advanced}) {
+            if (lower(text) == to_string(m)) {
+                *field_as<Mode>(k, c) = m;
+                return std::nullopt;
+            }
+        }
+        return bad(fmt::format("'{}' is not a mode", text));
+    }
+    case ValueKind::steer: {
+        auto s = steer_from_string(lower(text));
+        if (!s) return bad(fmt::format("'{}' is not a steering backend", text));
+        *field_as<Steer>(k, c) = *s;
+        return std::nullopt;
+    }
+    }
+    return std::string("internal error: unhandled kind");
+}
+
+std::string format_value(const KeyInfo& k, const Config& cc) {
+    // Accessors take a mutable Config; this function only reads through them.
+    auto& c = const_cast<Config&>(cc);
+    switch (k.kind) {
+    case ValueKind::port_list: return "[" + format_port_list(*field_as<std::vector<PortRange>>(k, c)) + "]";
+    case ValueKind::port:
+    case ValueKind::block:
+    case ValueKind::integer: return std::to_string(load_integer(k.field(c)));
+    case ValueKind::flag: return *field_as<bool>(k, c) ? "true" : "false";
+    case ValueKind::path:
+    case ValueKind::text:
+    case ValueKind::command:
+    case ValueKind::deny_line: return quote(*field_as<std::string>(k, c));
+    case ValueKind::duration: return format_duration(*field_as<std::chrono::seconds>(k, c));
+    case ValueKind::mode: return to_string(*field_as<Mode>(k, c));
+    case ValueKind::steer: return to_string(*field_as<Steer>(k, c));
+    }
+    return "";
+}
+
+bool same_settings(const Config& a, const Config& b) {
+    for (const auto& k : kKeys)
+        if (format_value(k, a) != format_value(k, b)) return false;
+    return a.ignore.entries() == b.ignore.entries();
+}
+
+// ---- value helpers ------------------------------------------------------------
+
+PortListResult parse_port_list(std::string_view text) {
+    PortListResult r;
+    text = trim(text);
+    if (text.empty()) return r;  // an empty list is a valid value; validation decides if needed
+    auto port = [&](std::string_view s, uint16_t& out) -> bool {
+        s = trim(s);
+        auto v = parse_uint(s);
+        if (!v) {
+            r.error = s.empty() ? std::string("empty item in port list")
+                                : fmt::format("'{}' is not a port number", s);
+            return false;
+        }
+        if (*v < 1 || *v > 65535) {
+            r.error = fmt::format("port {} is out of range", *v);
+            return false;
+        }
+        out = static_cast<uint16_t>(*v);
+        return true;
+    };
+    size_t pos = 0;
+    while (pos <= text.size()) {
+        size_t comma = text.find(',', pos);
+        if (comma == std::string_view::npos) comma = text.size();
+        std::string_view item = trim(text.substr(pos, comma - pos));
+        PortRange pr;
+        size_t dash = item.find('-');
+        if (dash == std::string_view::npos) {
+            if (!port(item, pr.lo)) return r;
+            pr.hi = pr.lo;
+        } else {
+            if (!port(item.substr(0, dash), pr.lo) || !port(item.substr(dash + 1), pr.hi)) {
+                if (r.error.rfind("empty", 0) == 0 || r.error.find("is not a port") != std::string::npos)
+                    r.error = fmt::format("bad range '{}'", item);
+                return r;
+            }
+            if (pr.lo > pr.hi) {
+                r.error = fmt::format("bad range '{}': start is greater than end", item);
+                return r;
+            }
+        }
+        r.ranges.push_back(pr);
+        pos = comma + 1;
+    }
+    return r;
+}
+
+std::string format_port_list(const std::vector<PortRange>& ranges) {
+    std::string out;
+    for (const auto& pr : ranges) {
+        if (!out.empty()) out += ", ";
+        out += pr.lo == pr.hi ? std::to_string(pr.lo) : fmt::format("{}-{}", pr.lo, pr.hi);
+    }
+    return out;
+}
+
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
+    text = trim(text);
+    if (text.empty()) return std::nullopt;
+    if (auto plain = parse_uint(text)) {
+        if (*plain > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+        return std::chrono::seconds(static_cast<int64_t>(*plain));
+    }
+    // Sequence of <number><unit>, units strictly decreasing: "1h30m", "2d".
+    uint64_t total = 0;
+    int last_unit = -1;
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t j = i;
+        while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+        if (j == i || j == text.size()) return std::nullopt;
+        auto n = parse_uint(text.substr(i, j - i));
+        if (!n) return std::nullopt;
+        static constexpr std::array<std::pair<char, uint64_t>, 4> units{
+            {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}}};
+        int u = -1;
+        for (int x = 0; x < 4; ++x)
+            if (units[x].first == std::tolower(static_cast<unsigned char>(text[j]))) u = x;
+        // Units must appear largest first, each once ("1h30m", not "30m1h").
+        if (u < 0 || u <= last_unit) return std::nullopt;
+        last_unit = u;
+        const uint64_t mul = units[u].second;
+        if (*n > (static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) - total) / mul) return std::nullopt;
+        total += *n * mul;
+        i = j + 1;
+    }
+    return std::chrono::seconds(static_cast<int64_t>(total));
+}
+
+std::string format_duration(std::chrono::seconds s) {
+    const int64_t v = s.count();
+    if (v == 0) return "0";
+    if (v % 86400 == 0) return fmt::format("{}d", v / 86400);
+    if (v % 3600 == 0) return fmt::format("{}h", v / 3600);
+    if (v % 60 == 0) return fmt::format("{}m", v / 60);
+    return fmt::format("{}s", v);
+}
+
+std::optional<std::string> find_shell_syntax(std::string_view cmd) {
+    // Longest tokens first so "&&" is reported rather than "&".
+    static constexpr std::array<std::string_view, 10> tokens{"&&", "||", "$(", "|", ";", "&",
+                                                             ">", "<", "`", "\n"};
+    size_t best = std::string_view::npos;
+    std::string_view found;
+    for (auto t : tokens) {
+        size_t p = cmd.find(t);
+        if (p != std::string_view::npos && (p < best || (p == best && t.size() > found.size()))) {
+            best = p;
+            found = t;
+        }
+    }
+    if (best == std::string_view::npos) return std::nullopt;
+    return found == "\n" ? std::string("a newline") : std::string(found);
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+    const std::string x = lower(a), y = lower(b);
+    std::vector<size_t> prev(y.size() + 1), cur(y.size() + 1);
+    for (size_t j = 0; j <= y.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= x.size(); ++i) {
+        cur[0] = i;
+        for (size_t j = 1; j <= y.size(); ++j) {
+            const size_t subst = prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1);
+            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
+        }
+        std::swap(prev, cur);
+    }
+    return prev[y.size()];
+}
+
+std::string did_you_mean(std::string_view word, std::span<const std::string> candidates) {
+    // A third of the word's length (at least 2) separates typos from other words:
+    // TCP_PORT → TCP_PORTS (1), but SCAN → none.
+    const size_t limit = std::max<size_t>(2, word.size() / 3);
+    size_t best = limit + 1;
+    std::string out;
+    for (const auto& c : candidates) {
+        size_t d = edit_distance(word, c);
+        if (d < best) {
+            best = d;
+            out = c;
+        }
+    }
+    return out;
+}
+
+Format detect_format(std::string_view text) {
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        if (nl == std::string_view::npos) nl = text.size();
+        std::string_view line = trim(text.substr(pos, nl - pos));
+        pos = nl + 1;
+        if (line.empty() || line.front() == '#') continue;
+        size_t i = 0;
+        while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_')) ++i;
+        if (i == 0) return Format::yaml;
+        std::string_view rest = trim(line.substr(i));
+        return !rest.empty() && rest.front() == '=' ? Format::legacy : Format::yaml;
+    }
+    return Format::yaml;  // empty file: all defaults, in the native format
+}
+
+}  // namespace portsentry::config

@@ -1,0 +1,117 @@
+// portsentry 1.2 portsentry.conf reader. The format: one KEY="value" per line
+// (Debian's own file also has KEY = "value"), whole-line # comments, blank
+// lines. We also take bare values and trailing # comments, and report every
+// problem with FILE:LINE instead of 1.2's silent fallbacks.
+#include <cctype>
+
+#include <fmt/format.h>
+
+#include "internal.hpp"
+#include "portsentry/config/config.hpp"
+#include "portsentry/config/keys.hpp"
+
+namespace portsentry::config {
+
+namespace {
+
+std::string upper(std::string_view s) {
+    std::string out(s);
+    for (auto& ch : out) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return out;
+}
+
+std::string unknown_key_message(std::string_view name) {
+    // A native-only knob spelled the 1.2 way: say where it lives instead.
+    for (const auto& k : keys()) {
+        if (k.legacy.empty() && upper(k.yaml) == upper(name))
+            return fmt::format("'{}' exists only in the YAML configuration (as {}): convert this file with "
+                               "--import-legacy",
+                               name, k.yaml);
+    }
+    std::vector<std::string> known;
+    for (const auto& k : keys())
+        if (!k.legacy.empty()) known.emplace_back(k.legacy);
+    auto hint = did_you_mean(name, known);
+    if (!hint.empty()) return fmt::format("unknown key '{}' (did you mean {}?)", name, hint);
+    return fmt::format("unknown key '{}': expected a portsentry.conf key such as TCP_PORTS or BLOCK_TCP", name);
+}
+
+}  // namespace
+
+Config parse_legacy(const std::string& text, const std::string& name, const LoadOptions& opts) {
+    detail::ParseState st;
+    st.syntax = Syntax::legacy;
+    st.base_dir = detail::dir_of(name);
+    st.cfg.source_file = name;
+    st.cfg.legacy = true;
+    for (const auto& k : keys()) {
+        // Defaults that differ for legacy files (ban_time 0: 1.2 bans forever).
+        if (k.legacy_default) (void)set_value(k, st.cfg, k.legacy_default, Syntax::yaml);
+    }
+
+    auto lines = detail::split_lines(text);
+    for (size_t i = 0; i < lines.size(); ++i) {
+        const unsigned lineno = static_cast<unsigned>(i + 1);
+        std::string_view line = detail::trim(lines[i]);
+        if (line.empty() || line.front() == '#') continue;
+
+        size_t n = 0;
+        while (n < line.size() && (std::isalnum(static_cast<unsigned char>(line[n])) || line[n] == '_')) ++n;
+        std::string_view key = line.substr(0, n);
+        std::string_view rest = detail::trim(line.substr(n));
+        if (key.empty() || rest.empty() || rest.front() != '=') {
+            st.error(name, lineno,
+                     key.empty() ? fmt::format("'{}': expected KEY=\"value\"", line)
+                                 : fmt::format("expected '=' after {}: KEY=\"value\"", key));
+            continue;
+        }
+        rest = detail::trim(rest.substr(1));
+
+        std::string_view value;
+        if (!rest.empty() && rest.front() == '"') {
+            size_t close = rest.find('"', 1);
+            if (close == std::string_view::npos) {
+                st.error(name, lineno, fmt::format("{}: missing closing quote: expected KEY=\"value\"", key));
+                continue;
+            }
+            value = rest.substr(1, close - 1);
+            std::string_view after = detail::trim(rest.substr(close + 1));
+            if (!after.empty() && after.front() != '#') {
+                st.error(name, lineno,
+                         fmt::format("{}: unexpected text after the closing quote: '{}'", key, after));
+                continue;
+            }
+        } else {
+            // Bare value: up to a # that starts a comment (preceded by a blank).
+            value = rest;
+            for (size_t p = 0; p < value.size(); ++p) {
+                if (value[p] == '#' && (p == 0 || value[p - 1] == ' ' || value[p - 1] == '\t')) {
+                    value = detail::trim(value.substr(0, p));
+                    break;
+                }
+            }
+        }
+
+        const KeyInfo* k = find_legacy_key(key);
+        if (!k) {
+            st.error(name, lineno, unknown_key_message(key));
+            continue;
+        }
+        if (auto prev = st.where.find(k->yaml); prev != st.where.end()) {
+            // 1.2 silently used the first one; the stock file warns to
+            // uncomment only one KILL_ROUTE, so a second one is a mistake.
+            st.error(name, lineno,
+                     fmt::format("{} is set twice (first on line {}): keep one", key, prev->second.line));
+            continue;
+        }
+        st.where[std::string(k->yaml)] = detail::Where{name, lineno};
+        if (auto err = set_value(*k, st.cfg, value, Syntax::legacy))
+            st.error(name, lineno, fmt::format("{}: {}", key, *err));
+    }
+
+    // Modes live outside portsentry.conf: argv flags, else /etc/default/portsentry.
+    if (!detail::apply_mode_flags(st, opts.mode_flags)) detail::apply_defaults_file(st, opts.defaults_file);
+    return detail::finish(std::move(st), opts);
+}
+
+}  // namespace portsentry::config
