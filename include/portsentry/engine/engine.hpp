@@ -5,20 +5,17 @@
 
 #include <chrono>
 #include <cstdint>
-#include <list>
 #include <optional>
 #include <string>
-#include <unordered_map>
-#include <vector>
 
 #include "portsentry/config/config.hpp"
+#include "portsentry/engine/source_table.hpp"
 #include "portsentry/net/address.hpp"
 #include "portsentry/net/packet.hpp"
 
 namespace portsentry::engine {
 
-using Clock = std::chrono::steady_clock;
-using TimePoint = Clock::time_point;
+// Clock and TimePoint (std::chrono::steady_clock) come from source_table.hpp.
 
 enum class ScanType : uint8_t {
     tcp_syn,     // "TCP SYN/Normal scan"
@@ -30,8 +27,9 @@ enum class ScanType : uint8_t {
     tcp_other,   // 1.2's "Unknown Type: TCP Packet Flags: ..." line
     udp,         // "UDP scan"
     tcp_connect, // classic-mode tripwire: a completed handshake ("Connect from host")
-    udp_tripwire,
+    udp_tripwire,  // classic-mode UDP tripwire datagram ("UDP scan", as 1.2)
 };
+// ECE and CWR (ECN negotiation) are ignored: a SYN|ECE|CWR is a plain SYN.
 ScanType classify(const net::Packet& p) noexcept;
 // The 1.2 wording used in "attackalert: <name> from host: ..." lines.
 std::string scan_name(ScanType t, uint8_t tcp_flags);
@@ -50,19 +48,20 @@ struct Decision {
         reported,         // trigger fired: log attackalert, write history/blocked, respond
         already_blocked,  // source already reported/blocked: "already blocked Ignoring"
     } outcome = Outcome::not_watched;
-    // Valid when outcome == reported:
-    int block = 0;           // effective BLOCK_* (0 when dry_run)
+    int block = 0;           // effective BLOCK_* of the protocol (0 when dry_run); always set
+    // Set only when outcome == reported (the responses to run now):
     bool ban = false;        // add to nft set (block 1 and KILL_ROUTE set)
     bool hosts_deny = false; // block 1 and KILL_HOSTS_DENY set
     bool run_cmd = false;    // (block 1 or 2) and KILL_RUN_CMD set
     bool custom_kill_route = false;  // block 1, KILL_ROUTE not a stock command: exec it
-    std::chrono::seconds ban_time{0};  // 0 = permanent
-    bool ip_options = false;
+    std::chrono::seconds ban_time{0};  // cfg.ban_time; 0 = permanent
+    bool ip_options = false;          // IPv4 options present (1.2 logs a warning)
     bool log_suppressed = false;  // already_blocked line rate-limited for this source
 };
 
 struct Counters {
     uint64_t packets = 0;
+    uint64_t not_watched = 0;
     uint64_t ignored = 0;
     uint64_t counting = 0;
     uint64_t reported = 0;
@@ -70,11 +69,31 @@ struct Counters {
     uint64_t drops = 0;
     uint64_t accepts = 0;
     uint64_t evictions = 0;  // per-source entries evicted by the LRU cap
+    uint64_t log_suppressed = 0;  // already_blocked lines rate-limited away
 };
 
+// One "already blocked" line per source per this interval; the rest are counted.
+inline constexpr std::chrono::seconds already_blocked_log_interval{60};
+
+// Per-source rules, all evaluated against the `now` passed in:
+//  - SCAN_TRIGGER N: the Nth probe (0 and 1: the first) inside one window fires.
+//    The window opens at a source's first counted probe and closes scan_window
+//    later; a probe at or after the close opens a new window (scan_window 0:
+//    the window never closes). Every probe counts, repeats included.
+//  - A report under BLOCK 1/2 marks the source blocked for ban_time (0 =
+//    permanent), whether or not an nft ban was asked for (KILL_ROUTE unset),
+//    so hosts.deny and KILL_RUN_CMD run once per ban, not once per probe. At
+//    or after the expiry the source is counted and reported afresh.
+//  - A report under BLOCK 0 or --dry-run is remembered for the rest of the run
+//    (1.2: the host is in the blocked file): later probes are already_blocked.
+//  - The table holds at most cfg.max_tracked_sources entries (LRU; see
+//    SourceTable::evict_one). An evicted entry only loses its counts and its
+//    report memory; the kernel set keeps any ban it had.
 class Engine {
 public:
     // `cfg` must outlive the engine (the daemon swaps both on reload).
+    // `hash_seed` keys the per-source hash: the daemon passes random bits (the
+    // engine itself reads no entropy: it makes no syscalls).
     explicit Engine(const config::Config& cfg, uint64_t hash_seed = 0);
 
     // One steered probe. `watched` = the port is in the watched set and no local
@@ -85,6 +104,7 @@ public:
     Decision on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t port, TimePoint now) noexcept;
 
     // Ban lifecycle seen from outside (admin unban, expiry, state restore).
+    // `until` nullopt = permanent; an `until` at or before `now` clears the ban.
     void mark_blocked(const net::IpAddr& a, TimePoint now, std::optional<TimePoint> until);
     void forget(const net::IpAddr& a);
     bool is_blocked(const net::IpAddr& a, TimePoint now) const;
@@ -92,30 +112,19 @@ public:
     // Swap configuration (SIGHUP); per-source state and blocks survive.
     void reconfigure(const config::Config& cfg);
 
-    size_t tracked_sources() const { return lru_.size(); }
+    size_t tracked_sources() const { return table_.size(); }
+    size_t max_tracked_sources() const { return table_.capacity(); }
+    // Bytes held by the per-source table; bounded by the cap, not by traffic.
+    size_t state_bytes() const { return table_.memory_bytes(); }
     const Counters& counters() const { return counters_; }
 
 private:
-    struct Source {
-        net::IpAddr addr;
-        TimePoint window_start{};
-        uint32_t count = 0;
-        bool reported = false;          // 1.2 "in the blocked file"
-        std::optional<TimePoint> blocked_until;  // nullopt + reported = permanent
-        TimePoint last_already_log{};
-    };
-    Decision decide(const net::IpAddr& src, net::L4 proto, uint16_t port, ScanType type,
-                    bool ip_options, TimePoint now) noexcept;
-    Source& touch(const net::IpAddr& a, TimePoint now);
+    Decision decide(const net::IpAddr& src, net::L4 proto, ScanType type, bool ip_options,
+                    bool watched, TimePoint now) noexcept;
 
     const config::Config* cfg_;
-    uint64_t seed_;
-    struct SeededHash {
-        uint64_t seed;
-        size_t operator()(const net::IpAddr& a) const noexcept;
-    };
-    std::list<Source> lru_;  // front = most recent
-    std::unordered_map<net::IpAddr, std::list<Source>::iterator, SeededHash> index_;
+    bool kill_route_builtin_ = false;  // cached cfg_->kill_route_is_builtin()
+    detail::SourceTable table_;
     Counters counters_;
 };
 

@@ -1,0 +1,173 @@
+#include "portsentry/engine/engine.hpp"
+
+#include <algorithm>
+
+namespace portsentry::engine {
+
+namespace {
+
+// splitmix64: spreads a 64-bit seed into the 128-bit SipHash key, so nearby
+// seeds give unrelated keys.
+uint64_t splitmix64(uint64_t& x) noexcept {
+    uint64_t z = (x += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+std::array<uint8_t, 16> hash_key(uint64_t seed) noexcept {
+    std::array<uint8_t, 16> k{};
+    uint64_t state = seed;
+    for (int half = 0; half < 2; ++half) {
+        const uint64_t v = splitmix64(state);
+        for (int b = 0; b < 8; ++b) k[half * 8 + b] = static_cast<uint8_t>(v >> (8 * b));
+    }
+    return k;
+}
+
+// BLOCK_* as the engine applies it: --dry-run acts as 0 everywhere; the config
+// layer rejects values other than 0/1/2, anything else is treated as 1 (block)
+// so a bad value errs on the protective side.
+int effective_block(const config::Config& cfg, net::L4 proto) noexcept {
+    if (cfg.dry_run) return 0;
+    const int b = (proto == net::L4::udp ? cfg.udp : cfg.tcp).block;
+    return (b == 0 || b == 2) ? b : 1;
+}
+
+}  // namespace
+
+Engine::Engine(const config::Config& cfg, uint64_t hash_seed)
+    : cfg_(&cfg),
+      kill_route_builtin_(cfg.kill_route_is_builtin()),
+      table_(cfg.max_tracked_sources, hash_key(hash_seed)) {}
+
+void Engine::reconfigure(const config::Config& cfg) {
+    cfg_ = &cfg;
+    kill_route_builtin_ = cfg.kill_route_is_builtin();
+    table_.set_capacity(cfg.max_tracked_sources);
+    counters_.evictions = table_.evictions();
+}
+
+Decision Engine::on_probe(const net::Packet& p, bool watched, TimePoint now) noexcept {
+    return decide(p.src, p.proto, classify(p), p.ip_options, watched, now);
+}
+
+// The port does not enter the decision: SCAN_TRIGGER counts probes from a
+// source, repeats included, whatever port they hit.
+Decision Engine::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t /*port*/,
+                             TimePoint now) noexcept {
+    const ScanType t = proto == net::L4::udp ? ScanType::udp_tripwire : ScanType::tcp_connect;
+    return decide(src, proto, t, false, true, now);
+}
+
+Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type,
+                        bool ip_options, bool watched, TimePoint now) noexcept {
+    const config::Config& cfg = *cfg_;
+    ++counters_.packets;
+
+    Decision d;
+    d.type = type;
+    d.ip_options = ip_options;
+    d.block = effective_block(cfg, proto);
+    d.ban_time = cfg.ban_time;
+
+    auto finish = [this, &d](Decision::Outcome o, Verdict v) {
+        d.outcome = o;
+        d.verdict = v;
+        ++(v == Verdict::drop ? counters_.drops : counters_.accepts);
+        return d;
+    };
+
+    if (!watched) {
+        ++counters_.not_watched;
+        return finish(Decision::Outcome::not_watched, Verdict::accept);
+    }
+    // A dual-stack tripwire socket sees IPv4 peers as ::ffff:a.b.c.d; ignore
+    // lists, state and bans are all keyed by the plain IPv4 address.
+    const net::IpAddr src = raw_src.unmapped();
+    if (!cfg.ignore.empty() && cfg.ignore.contains(src)) {
+        ++counters_.ignored;
+        return finish(Decision::Outcome::ignored, Verdict::accept);
+    }
+
+    // BLOCK 1 and 2 drop every steered probe, so closed ports look filtered
+    // while the count is still below the trigger; 0 and --dry-run change nothing.
+    const Verdict verdict = d.block == 0 ? Verdict::accept : Verdict::drop;
+
+    const uint32_t idx = table_.acquire(src);
+    counters_.evictions = table_.evictions();
+    detail::SourceState& st = table_.state(idx);
+
+    if (st.banned && !st.ban_permanent && now >= st.ban_until) st.banned = false;  // expired
+
+    // Already blocked: an active response, or (BLOCK 0 / dry-run) reported once
+    // this run — a host banned under BLOCK 1 whose ban expired is new again.
+    if (st.banned || (d.block == 0 && st.reported_once)) {
+        ++counters_.already_blocked;
+        if (st.already_logged && now - st.last_already_log < already_blocked_log_interval) {
+            d.log_suppressed = true;
+            ++counters_.log_suppressed;
+        } else {
+            st.already_logged = true;
+            st.last_already_log = now;
+        }
+        table_.settle(idx);
+        return finish(Decision::Outcome::already_blocked, verdict);
+    }
+
+    // SCAN_TRIGGER window: a probe at or after window_start + scan_window starts
+    // a new window (scan_window 0: counts never expire, as in 1.2).
+    if (st.count > 0 && cfg.scan_window.count() > 0 && now - st.window_start >= cfg.scan_window)
+        st.count = 0;
+    if (st.count == 0) st.window_start = now;
+    if (st.count < UINT32_MAX) ++st.count;
+
+    const uint32_t trigger = std::max(1U, cfg.scan_trigger);
+    if (st.count < trigger) {
+        ++counters_.counting;
+        table_.settle(idx);
+        return finish(Decision::Outcome::counting, verdict);
+    }
+
+    // The trigger fired: report and choose the responses (DESIGN §4).
+    ++counters_.reported;
+    st.count = 0;  // a host reported again after its ban expired starts from zero
+    st.already_logged = false;
+    if (d.block == 0) {
+        st.reported_once = true;
+    } else {
+        st.banned = true;
+        st.ban_permanent = cfg.ban_time.count() == 0;
+        st.ban_until = now + cfg.ban_time;
+        d.run_cmd = !cfg.kill_run_cmd.empty();
+        if (d.block == 1) {
+            d.ban = !cfg.kill_route.empty();
+            d.custom_kill_route = d.ban && !kill_route_builtin_;
+            d.hosts_deny = !cfg.kill_hosts_deny.empty();
+        }
+    }
+    table_.settle(idx);
+    return finish(Decision::Outcome::reported, verdict);
+}
+
+void Engine::mark_blocked(const net::IpAddr& a, TimePoint now, std::optional<TimePoint> until) {
+    const uint32_t idx = table_.acquire(a.unmapped());
+    counters_.evictions = table_.evictions();
+    detail::SourceState& st = table_.state(idx);
+    st.count = 0;
+    st.banned = !until || *until > now;
+    st.ban_permanent = !until;
+    st.ban_until = until.value_or(TimePoint{});
+    table_.settle(idx);
+}
+
+void Engine::forget(const net::IpAddr& a) { table_.erase(a.unmapped()); }
+
+bool Engine::is_blocked(const net::IpAddr& a, TimePoint now) const {
+    const uint32_t idx = table_.find(a.unmapped());
+    if (idx == detail::SourceTable::npos) return false;
+    const detail::SourceState& st = table_.state(idx);
+    return st.banned && (st.ban_permanent || now < st.ban_until);
+}
+
+}  // namespace portsentry::engine
