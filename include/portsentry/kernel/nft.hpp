@@ -7,7 +7,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "portsentry/config/config.hpp"
@@ -19,6 +22,12 @@ inline constexpr const char* kTable = "portsentry";  // family inet
 
 enum class Backend : uint8_t { queue, xt_queue, nflog };
 const char* to_string(Backend b);  // "queue","xt-queue","nflog"
+std::optional<Backend> backend_from_string(std::string_view s);
+
+// The backend to use: `steer` forced (returned even when not in `available`:
+// apply() then reports the kernel's refusal), or for auto the first of
+// queue → xt-queue → nflog that the kernel accepts. nullopt: nothing usable.
+std::optional<Backend> pick_backend(config::Steer steer, const std::vector<Backend>& available);
 
 // Everything the ruleset depends on, derived from the config.
 struct RulesetSpec {
@@ -28,6 +37,9 @@ struct RulesetSpec {
     uint16_t queue_num = 0;
     uint16_t nflog_group = 5;
     bool nflog_drop = true;            // nflog backend: rule drops (block != 0 and not dry-run)
+    // Set when UDP's drop decision differs from TCP's (then `nflog_drop` is TCP's
+    // and each protocol gets its own nflog rule); nullopt = `nflog_drop` for both.
+    std::optional<bool> nflog_drop_udp;
     uint32_t set_size = 65536;         // banned / banned6 / never sets
     std::vector<net::Cidr> ignore;     // -> ignore / ignore6 sets
     std::vector<net::Cidr> never;      // -> never / never6 sets (protected addresses)
@@ -38,6 +50,19 @@ struct RulesetSpec {
 // The ruleset as nft text (what --print-ruleset prints; `nft -f` loads it on a
 // kernel with the chosen backend).
 std::string render_ruleset(const RulesetSpec& spec);
+
+// A kernel refusal, located: which object of the batch failed and why.
+class NftError : public std::runtime_error {
+public:
+    NftError(int err, std::string object, const std::string& what)
+        : std::runtime_error(what), err_(err), object_(std::move(object)) {}
+    int error() const { return err_; }                    // errno value (ENOENT, ...)
+    const std::string& object() const { return object_; }  // e.g. "set banned", "rule input#9"
+
+private:
+    int err_;
+    std::string object_;
+};
 
 struct BanElement {
     net::Cidr prefix;                                 // host or prefix (banned6 holds /64s)
@@ -60,8 +85,13 @@ public:
     // + add table, sets, chains, rules, and the given bans. Throws
     // std::runtime_error with the kernel's errno text and the failing object.
     void apply(const RulesetSpec& spec, const std::vector<BanElement>& bans = {});
+    // The same batch without its commit: the kernel validates everything
+    // (modules, expressions, set sizes) and changes nothing (`--check`).
+    void check(const RulesetSpec& spec);
 
     // Add elements to banned/banned6 in one batch. Throws on failure.
+    // Re-adding an existing element is not an error; on kernels >= 6.12 its
+    // timeout is refreshed to the new value, on older ones it keeps the old one.
     void add_bans(const std::vector<BanElement>& bans);
     void del_bans(const std::vector<net::Cidr>& prefixes);  // missing elements are not an error
     bool table_exists();
