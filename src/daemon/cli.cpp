@@ -13,6 +13,7 @@
 #include "portsentry/config/config.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/daemon.hpp"
+#include "portsentry/daemon/service.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/kernel/nft.hpp"
 
@@ -85,8 +86,6 @@ int offline(const Options& o, const std::vector<std::string>& w) {
         std::cerr << "portsentry-nfq is not running (no daemon on " << cfg.control_socket << ")\n";
         return 1;
     }
-    extern ControlReply render_list(const BanStore&, bool);
-    extern ControlReply render_why(const BanStore&, const config::Config&, const std::string&);
     if (verb == "list") return print_reply(render_list(store, w.size() > 1 && w[1] == "--json"));
     if (verb == "why") return print_reply(render_why(store, cfg, w.at(1)));
     auto c = net::Cidr::parse(w.at(1));

@@ -17,7 +17,8 @@
 #include <random>
 #include <system_error>
 
-#include "portsentry/actions/actions.hpp"
+#include "portsentry/actions/log.hpp"
+#include "portsentry/actions/responder.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/service.hpp"
 #include "portsentry/daemon/state.hpp"

@@ -1,6 +1,7 @@
 #include "portsentry/daemon/service.hpp"
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -12,7 +13,8 @@
 #include <sstream>
 #include <system_error>
 
-#include "portsentry/actions/actions.hpp"
+#include "portsentry/actions/log.hpp"
+#include "portsentry/actions/responder.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/engine/engine.hpp"
@@ -117,7 +119,7 @@ struct Service::Impl {
     explicit Impl(const Options& o, std::unique_ptr<config::Config> c)
         : opts(o),
           cfg(std::move(c)),
-          log(/*foreground=*/true),
+          log(actions::LogOptions{.use_syslog = true, .foreground = true}),
           engine(*cfg, std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
           store(cfg->state_file) {}
 
@@ -178,7 +180,7 @@ struct Service::Impl {
         if (::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0 ||
             (proto == net::L4::tcp && ::listen(fd, 16) < 0)) {
             // 1.2 behaviour: a port in use by a real service is skipped, and said so.
-            log.notice(fmt::format("portsentry-nfq: {} port {} is in use, not a tripwire: {}",
+            log.write(fmt::format("portsentry-nfq: {} port {} is in use, not a tripwire: {}",
                                    proto == net::L4::tcp ? "TCP" : "UDP", port, std::strerror(errno)));
             ::close(fd);
             return;
@@ -281,7 +283,7 @@ struct Service::Impl {
             store.save();
             state_dirty = false;
         } catch (const std::exception& e) {
-            log.error(fmt::format("portsentry-nfq: cannot save state: {}", e.what()));
+            log.write(fmt::format("portsentry-nfq: cannot save state: {}", e.what()));
         }
     }
 
@@ -336,9 +338,6 @@ ControlReply Service::Impl::cmd_status() {
     return {0, s};
 }
 
-ControlReply render_list(const BanStore& store, bool json);
-ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& arg);
-
 ControlReply Service::Impl::cmd_list(bool json) { return render_list(store, json); }
 
 ControlReply Service::Impl::cmd_why(const std::string& arg) {
@@ -374,7 +373,7 @@ ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::c
         if (bt.count() > 0) until = steady + bt;
         engine.mark_blocked(c->addr, steady, until);
     }
-    log.notice(fmt::format("portsentry-nfq: {} banned by {} for {}", c->to_string(), origin,
+    log.write(fmt::format("portsentry-nfq: {} banned by {} for {}", c->to_string(), origin,
                            bt.count() > 0 ? fmt::format("{}s", bt.count()) : std::string("ever")));
     return {0, fmt::format("banned {}{}\n", c->to_string(),
                            bt.count() > 0 ? fmt::format(" for {}s", bt.count()) : std::string(" permanently"))};
@@ -388,7 +387,7 @@ ControlReply Service::Impl::cmd_unban(const std::string& arg) {
     state_dirty = true;
     save_state();
     if (c->prefix == c->addr.bits()) engine.forget(c->addr);
-    log.notice(fmt::format("portsentry-nfq: {} unbanned by admin", c->to_string()));
+    log.write(fmt::format("portsentry-nfq: {} unbanned by admin", c->to_string()));
     return {0, fmt::format("unbanned {}{}\n", c->to_string(), had ? "" : " (it was not in the ban table)")};
 }
 
@@ -454,7 +453,7 @@ Service::Service(const Options& o) {
 
     std::vector<std::string> warnings;
     m.store.load(&warnings);
-    for (const auto& w : warnings) m.log.warn("portsentry-nfq: " + w);
+    for (const auto& w : warnings) m.log.write("portsentry-nfq: " + w);
     if (!m.store.expire(wall_now()).empty()) m.state_dirty = true;
 
     auto available = m.nft.probe_backends();
@@ -462,10 +461,10 @@ Service::Service(const Options& o) {
     m.backend = choose_backend(m.cfg->steer, available, &why);
     std::string avail;
     for (auto b : available) avail += std::string(avail.empty() ? "" : ",") + kernel::to_string(b);
-    m.log.notice(fmt::format("portsentry-nfq: steering backend: {} ({}; kernel offers: {})",
+    m.log.write(fmt::format("portsentry-nfq: steering backend: {} ({}; kernel offers: {})",
                              kernel::to_string(m.backend), why, avail));
     if (m.backend == kernel::Backend::nflog)
-        m.log.warn("portsentry-nfq: nflog backend has no inline verdict: the rule itself drops probes when "
+        m.log.write("portsentry-nfq: nflog backend has no inline verdict: the rule itself drops probes when "
                    "blocking is on, and the first probes of a scan may be answered before the ban lands");
     // Bind the queue before the rule exists is not possible with `bypass`
     // semantics in mind: order ruleset first, then the queue; packets that
@@ -490,7 +489,7 @@ std::vector<int> Service::tripwire_fds() const {
 
 void Service::log_ready() {
     auto& m = *impl_;
-    m.log.notice(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
+    m.log.write(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
                              config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),
                              m.cfg->udp.block, m.store.records().size(), m.cfg->dry_run ? ", DRY RUN" : ""));
 }
@@ -500,7 +499,7 @@ void Service::on_packets() {
     try {
         m.source->process([&](std::span<const uint8_t> l3) { return m.on_packet(l3); });
     } catch (const std::exception& e) {
-        m.log.error(fmt::format("portsentry-nfq: packet source: {}", e.what()));
+        m.log.write(fmt::format("portsentry-nfq: packet source: {}", e.what()));
     }
     m.flush_pending();
 }
@@ -523,10 +522,10 @@ void Service::on_tick() {
         try {
             if (!m.nft.table_exists()) {
                 m.apply_ruleset();
-                m.log.warn("portsentry-nfq: table inet portsentry was removed by someone else: restored with bans");
+                m.log.write("portsentry-nfq: table inet portsentry was removed by someone else: restored with bans");
             }
         } catch (const std::exception& e) {
-            m.log.error(fmt::format("portsentry-nfq: cannot restore ruleset: {}", e.what()));
+            m.log.write(fmt::format("portsentry-nfq: cannot restore ruleset: {}", e.what()));
         }
     }
 }
@@ -540,11 +539,11 @@ void Service::reload() {
         next = std::make_unique<config::Config>(load_config(m.opts));
         add_local_addresses(*next);
     } catch (const config::ConfigError& e) {
-        for (const auto& d : e.diagnostics()) m.log.error("portsentry-nfq: reload: " + d.to_string());
-        m.log.error("portsentry-nfq: reload failed: keeping the running configuration");
+        for (const auto& d : e.diagnostics()) m.log.write("portsentry-nfq: reload: " + d.to_string());
+        m.log.write("portsentry-nfq: reload failed: keeping the running configuration");
         return;
     } catch (const std::exception& e) {
-        m.log.error(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
+        m.log.write(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
         return;
     }
     auto old = std::move(m.cfg);
@@ -552,7 +551,7 @@ void Service::reload() {
     try {
         m.apply_ruleset();
     } catch (const std::exception& e) {
-        m.log.error(fmt::format("portsentry-nfq: reload: ruleset rejected ({}): keeping the running configuration",
+        m.log.write(fmt::format("portsentry-nfq: reload: ruleset rejected ({}): keeping the running configuration",
                                 e.what()));
         m.cfg = std::move(old);
         return;
@@ -561,7 +560,7 @@ void Service::reload() {
     m.responder->reconfigure(*m.cfg);
     m.responder->reopen();
     if (m.cfg->queue_num != old->queue_num || m.cfg->nflog_group != old->nflog_group) m.open_source();
-    m.log.notice("portsentry-nfq: configuration reloaded from " + m.cfg->source_file);
+    m.log.write("portsentry-nfq: configuration reloaded from " + m.cfg->source_file);
 }
 
 void Service::shutdown(int signo) {
@@ -569,7 +568,7 @@ void Service::shutdown(int signo) {
     m.state_dirty = true;
     m.save_state();
     // The table stays: bans keep dropping, and `bypass` answers probes again.
-    m.log.notice(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
+    m.log.write(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
                              signo == SIGTERM ? "SIGTERM" : "SIGINT"));
 }
 

@@ -6,9 +6,15 @@
 #include <string>
 #include <vector>
 
+#include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/daemon.hpp"
+#include "portsentry/daemon/state.hpp"
 
 namespace portsentry::daemon {
+
+// Operator views of the ban table, shared by the daemon and the offline CLI.
+ControlReply render_list(const BanStore& store, bool json);
+ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& addr);
 
 class Service {
 public:
