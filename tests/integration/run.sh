@@ -194,15 +194,17 @@ s_records() {
 }
 
 s_control() {
-    local sock out
-    sock=$(dirname "$CONF")/portsentry-nfq.sock
-    out=$(timeout 10 "$BIN" status --control-socket "$sock" 2>&1); local rc=$?
+    local out rc
+    # Options before the verb: the socket path comes from the same config
+    # (and, for legacy, the same --control-socket) the daemon was started with.
+    local ctl=("$BIN" -c "$CONF" "${CONF_ARGS[@]}")
+    out=$(timeout 10 "${ctl[@]}" status 2>&1); rc=$?
     expect_eq "status via control socket: exit status (output: ${out:0:80})" "$rc" 0
-    out=$(timeout 10 "$BIN" list --control-socket "$sock" 2>&1)
+    out=$(timeout 10 "${ctl[@]}" list 2>&1)
     expect "list names $A4" grep -qF "$A4" <<<"$out"
     expect "list names $A6" grep -qF "$A6" <<<"$out"
     expect_not "list does not name the friend" grep -qF "$F4" <<<"$out"
-    out=$(timeout 10 "$BIN" unban "$A4_XMAS" --control-socket "$sock" 2>&1); rc=$?
+    out=$(timeout 10 "${ctl[@]}" unban "$A4_XMAS" 2>&1); rc=$?
     expect_eq "unban $A4_XMAS: exit status (output: ${out:0:80})" "$rc" 0
     expect_not "unban: $A4_XMAS gone from set banned" set_has banned "$A4_XMAS"
     expect "unban: $A4_XMAS reaches :8080 again" \
@@ -262,9 +264,21 @@ s_sigkill() {
 s_auto() {
     if ! daemon_start auto "$CONF"; then bad "daemon with --steer auto not ready"; return; fi
     expect "auto chose ${AVAILABLE[0]}, the first the kernel has" \
-        log_has "steering backend: ${AVAILABLE[0]} \\(auto\\)"
+        log_has "steering backend: ${AVAILABLE[0]} \\(auto[;)]"
+    expect "daemon's own probe agrees: kernel offers ${AVAILABLE[*]}" \
+        log_has "kernel offers: $(IFS=,; echo "${AVAILABLE[*]}")\\)"
     daemon_stop TERM
     expect_eq "auto: clean exit" "$STOP_RC" 0
+    # Forcing a backend the kernel lacks is a start-up error, not a fallback.
+    local b
+    for b in queue xt-queue nflog; do
+        [[ " ${AVAILABLE[*]} " == *" $b "* ]] && continue
+        if daemon_start "$b" "$CONF" 2>/dev/null; then
+            bad "--steer $b started although the kernel lacks it"; daemon_stop TERM
+        else
+            expect "--steer $b refused with a reason" log_has "$b.*not supported by this kernel"
+        fi
+    done
 }
 
 # --dry-run: detect, log and record as BLOCK 0 (history line, verdict
