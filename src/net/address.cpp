@@ -309,7 +309,9 @@ void CidrSet::insert(const Cidr& c) {
     const Cidr norm{mask_host_bits(c.addr, c.prefix), c.prefix};
     Trie*& t = norm.addr.is_v4() ? v4_ : v6_;
     if (t == nullptr) t = new Trie();
-    entries_.reserve(entries_.size() + 1);  // so push_back below cannot throw after the trie changed
+    // Grow first (geometrically, as push_back would) so that the push_back
+    // below cannot throw after the trie has changed.
+    if (entries_.size() == entries_.capacity()) entries_.reserve(std::max<size_t>(8, 2 * entries_.size()));
     if (t->insert(norm.addr, norm.prefix)) entries_.push_back(norm);
 }
 

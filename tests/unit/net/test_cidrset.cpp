@@ -174,3 +174,25 @@ TEST(CidrSet, MoveLeavesSourceEmptyAndUsable) {
     c = std::move(self);
     EXPECT_TRUE(c.contains(ip("192.0.2.1")));
 }
+
+TEST(CidrSet, TwentyThousandPrefixes) {
+    // 2001:db8:0:N::/64 for N < 20000: every one found, its neighbours outside
+    // the set not, and insertion stays cheap (entries_ grows geometrically).
+    CidrSet s;
+    auto net = [](unsigned n) {
+        IpAddr a = IpAddr::parse("2001:db8::").value();
+        a.bytes[6] = static_cast<uint8_t>(n >> 8);
+        a.bytes[7] = static_cast<uint8_t>(n);
+        return a;
+    };
+    for (unsigned n = 0; n < 20000; n += 1) s.insert(Cidr{net(n), 64});
+    EXPECT_EQ(s.size(), 20000u);
+    for (unsigned n = 0; n < 20000; n += 997) {
+        IpAddr inside = net(n);
+        inside.bytes[15] = 0x42;
+        EXPECT_TRUE(s.contains(inside));
+        EXPECT_EQ(s.match(inside)->prefix, 64);
+    }
+    EXPECT_FALSE(s.contains(net(20000)));
+    EXPECT_FALSE(s.contains(net(65535)));
+}
