@@ -73,7 +73,7 @@ BENCHMARK(HotSourceAlreadyBlocked);
 void HotSourceCounting(benchmark::State& st) {
     const config::Config cfg = make_config(UINT32_MAX, 100000);
     engine::Engine e(cfg, 42);
-    const net::Packet p = syn_from(*net::IpAddr::parse("2001:db8::7"));
+    const net::Packet p = syn_from(*net::IpAddr::parse("198.51.100.7"));
     engine::TimePoint now{};
     for (auto _ : st) {
         now += 1us;

@@ -79,7 +79,8 @@ TEST(SourceTable, EvictsInLruOrderLikeAListModel) {
         ASSERT_EQ(t.evictions(), evicted);
         for (uint32_t k = 0; k < 200; ++k) {
             const bool in_model = std::find(model.begin(), model.end(), k) != model.end();
-            ASSERT_EQ(t.find(addr(k)) != SourceTable::npos, in_model) << "op " << op << " addr " << k;
+            ASSERT_EQ(t.find(addr(k)) != SourceTable::npos, in_model)
+                << "op " << op << " addr " << k;
         }
     }
 }
