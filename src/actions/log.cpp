@@ -79,7 +79,7 @@ void Log::emit(std::string_view line) {
     if (extra_) extra_(line);
 }
 
-void Log::maybe_summary(TimePoint) {
+void Log::maybe_summary() {
     if (pending_suppressed_ == 0) return;
     // The summary itself is not charged to the bucket: it is one line per
     // suppression episode, and it must not be suppressed in turn.
@@ -98,13 +98,13 @@ void Log::write(std::string_view line, TimePoint now) {
         ++counters_.suppressed;
         return;
     }
-    maybe_summary(now);
+    maybe_summary();
     emit(line);
 }
 
 void Log::flush(TimePoint now) {
     std::lock_guard lk(mu_);
-    if (pending_suppressed_ > 0 && bucket_.would_allow(now)) maybe_summary(now);
+    if (pending_suppressed_ > 0 && bucket_.would_allow(now)) maybe_summary();
 }
 
 LogCounters Log::counters() const {

@@ -131,7 +131,7 @@ bool Responder::respond_block1(const Ctx& c, const BanFn& do_ban, HandleResult& 
         if (d.custom_kill_route && !run_command(c, true, now)) ok = false;
     };
     auto deny = [&] {
-        if (d.hosts_deny && !hosts_deny(c)) ok = false;
+        if (d.hosts_deny && !hosts_deny(c, now)) ok = false;
     };
     auto cmd = [&] {
         if (d.run_cmd && !run_command(c, false, now)) ok = false;
@@ -176,12 +176,12 @@ bool Responder::run_command(const Ctx& c, bool route, TimePoint now) {
     return true;
 }
 
-bool Responder::hosts_deny(const Ctx& c) {
+bool Responder::hosts_deny(const Ctx& c, TimePoint now) {
     Macros m{c.ip, std::to_string(c.r.port), c.mode, c.host};
     int targets = 0;
     const std::string line = expand_macros(cfg_->kill_hosts_deny, m, &targets);
     if (targets == 0) {  // as 1.2 KillHostsDeny(): a line that names nobody blocks nobody
-        log_.write(msg::no_target_variable("KILL_HOSTS_DENY"));
+        log_.write(msg::no_target_variable("KILL_HOSTS_DENY"), now);
         ++counters_.hosts_deny_failed;
         return false;
     }
@@ -191,11 +191,11 @@ bool Responder::hosts_deny(const Ctx& c) {
         case HostsDenyResult::Status::already_present: ++counters_.hosts_deny_present; break;
         case HostsDenyResult::Status::failed:
             ++counters_.hosts_deny_failed;
-            log_.write(msg::hosts_deny_failed(cfg_->hosts_deny_file, r.error));
-            log_.write(msg::security_block_error(c.ip));
+            log_.write(msg::hosts_deny_failed(cfg_->hosts_deny_file, r.error), now);
+            log_.write(msg::security_block_error(c.ip), now);
             return false;
     }
-    log_.write(msg::blocked_wrappers(c.ip, line));
+    log_.write(msg::blocked_wrappers(c.ip, line), now);
     return true;
 }
 

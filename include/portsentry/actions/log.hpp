@@ -75,7 +75,7 @@ public:
 
 private:
     void emit(std::string_view line);  // unconditional; caller holds mu_
-    void maybe_summary(TimePoint now);
+    void maybe_summary();  // caller holds mu_
 
     LogOptions opts_;
     bool to_stderr_;

@@ -111,7 +111,7 @@ private:
     struct Ctx;
     bool respond_block1(const Ctx& c, const BanFn& do_ban, HandleResult& res, TimePoint now);
     bool run_command(const Ctx& c, bool route, TimePoint now);
-    bool hosts_deny(const Ctx& c);
+    bool hosts_deny(const Ctx& c, TimePoint now);
     void record(const Ctx& c, HandleResult& res, TimePoint now);
     AppendFile& blocked_file(const std::string& mode);
     void make_resolver();
