@@ -5,7 +5,11 @@ Usage: nmap-ports.py FILE.xml [WATCHED]
   WATCHED: port list such as "1-112,114-138,140-1023" (the ports the daemon
   steers). Prints one line of shell assignments:
       open=N closed=N filtered=N open_filtered=N other=N \
-      watched_closed=N watched_closed_ports=LIST host_up=0|1
+      watched_closed=N watched_closed_ports=LIST host_up=0|1 \
+      scanned=N expected=N
+scanned counts the ports with a state; expected is what <scaninfo
+numservices> says nmap set out to scan. They differ when the host timed out:
+then every count above is meaningless (all zero), and callers must fail.
 nmap groups ports of the commonest state into <extraports>; since nmap 7.80
 the <extrareasons ports="..."> attribute lists them, so every scanned port is
 accounted for. A missing attribute (older nmap) is an error, not a guess:
@@ -48,6 +52,7 @@ def main():
     watched = expand(sys.argv[2]) if len(sys.argv) == 3 else set()
     states = {}  # port -> state
     host_up = 0
+    expected = sum(int(si.get("numservices", "0")) for si in root.iter("scaninfo"))
     for host in root.iter("host"):
         st = host.find("status")
         if st is not None and st.get("state") == "up":
@@ -78,7 +83,8 @@ def main():
     wc = {p for p, s in states.items() if s == "closed" and p in watched}
     print(f"open={counts['open']} closed={counts['closed']} filtered={counts['filtered']} "
           f"open_filtered={counts['open|filtered']} other={other} "
-          f"watched_closed={len(wc)} watched_closed_ports={compress(wc)} host_up={host_up}")
+          f"watched_closed={len(wc)} watched_closed_ports={compress(wc)} host_up={host_up} "
+          f"scanned={len(states)} expected={expected}")
 
 
 if __name__ == "__main__":
