@@ -195,9 +195,11 @@ s_records() {
 
 s_control() {
     local out rc
+    # In the victim: offline commands edit the set of the namespace they run
+    # in, and the root namespace's firewall is never touched.
     # Options before the verb: the socket path comes from the same config
     # (and, for legacy, the same --control-socket) the daemon was started with.
-    local ctl=("$BIN" -c "$CONF" "${CONF_ARGS[@]}")
+    local ctl=(ip netns exec "$NS_V" "$BIN" -c "$CONF" "${CONF_ARGS[@]}")
     out=$(timeout 10 "${ctl[@]}" status 2>&1); rc=$?
     expect_eq "status via control socket: exit status (output: ${out:0:80})" "$rc" 0
     out=$(timeout 10 "${ctl[@]}" list 2>&1)
@@ -210,6 +212,9 @@ s_control() {
     expect "unban: $A4_XMAS reaches :8080 again" \
         in_a curl -sf -o /dev/null --max-time 3 --interface "$A4_XMAS" "http://$V_A4:8080/"
     expect "unban: $A4 still banned" set_has banned "$A4"
+    # The form admins and fail2ban actions write: options after the verb.
+    out=$(timeout 10 ip netns exec "$NS_V" "$BIN" status --control-socket "$(dirname "$CONF")/portsentry-nfq.sock" 2>&1); rc=$?
+    expect_eq "'status --control-socket PATH' (option after the verb) works (output: ${out:0:80})" "$rc" 0
 }
 
 s_reload() {
@@ -231,12 +236,21 @@ s_restart() {
     expect "after exit: table still loaded, $A4 still in banned" set_has banned "$A4"
     expect_not "after exit: banned attacker still dropped" \
         in_a curl -sf -o /dev/null --max-time 3 --interface "$A4" "http://$V_A4:8080/"
+    # DESIGN §7: list and unban work with the daemon down, on the state file
+    # and the set element, and a restart does not undo them.
+    local ctl=(ip netns exec "$NS_V" "$BIN" -c "$CONF" "${CONF_ARGS[@]}") out rc
+    out=$(timeout 10 "${ctl[@]}" list 2>&1)
+    expect "daemon down: list names $A4 (from the state file)" grep -qF "$A4" <<<"$out"
+    out=$(timeout 10 "${ctl[@]}" unban "$A4_NULL" 2>&1); rc=$?
+    expect_eq "daemon down: unban $A4_NULL exit status (output: ${out:0:80})" "$rc" 0
+    expect_not "daemon down: $A4_NULL gone from set banned" set_has banned "$A4_NULL"
     if ! daemon_start "$BACKEND" "$CONF" "${CONF_ARGS[@]}"; then bad "restart: daemon not ready"; return; fi
     ok "restart: daemon ready again"
     expect "after restart: $A4 in banned (restored)" set_has banned "$A4"
     expect "after restart: $A4_UDP in banned" set_has banned "$A4_UDP"
     expect "after restart: $A6 in banned6" set_has banned6 "$A6"
     expect_not "after restart: unbanned $A4_XMAS not re-banned (unban persisted)" set_has banned "$A4_XMAS"
+    expect_not "after restart: offline-unbanned $A4_NULL not re-banned" set_has banned "$A4_NULL"
     expect_not "after restart: banned attacker still dropped" \
         in_a curl -sf -o /dev/null --max-time 3 --interface "$A4" "http://$V_A4:8080/"
     expect "after restart: friend reaches :8080" in_f curl -sf -o /dev/null --max-time 3 "http://$V_F4:8080/"
