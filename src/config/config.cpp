@@ -495,7 +495,19 @@ Config finish(ParseState st, const LoadOptions& opts) {
             }
         }
     }
-    if (!st.diags.empty()) throw ConfigError(std::move(st.diags));
+    if (!st.diags.empty()) {
+        // Readers report as they go and validation reports afterwards; admins
+        // fix files top to bottom, so order by file (first mention) then line.
+        std::vector<std::string> files;
+        for (const auto& d : st.diags)
+            if (std::find(files.begin(), files.end(), d.file) == files.end()) files.push_back(d.file);
+        auto rank = [&](const Diagnostic& d) {
+            return std::pair(std::find(files.begin(), files.end(), d.file) - files.begin(), d.line);
+        };
+        std::stable_sort(st.diags.begin(), st.diags.end(),
+                         [&](const Diagnostic& a, const Diagnostic& b) { return rank(a) < rank(b); });
+        throw ConfigError(std::move(st.diags));
+    }
     return std::move(st.cfg);
 }
 

@@ -191,6 +191,13 @@ TEST(LegacyErrors, AllProblemsAreReportedInOrder) {
                             HasSubstr("t.conf:6: KILL_HOSTS_DENY must contain $TARGET$")));
 }
 
+TEST(LegacyErrors, ValidationErrorsAreSortedIntoLineOrder) {
+    // KILL_HOSTS_DENY (validation, line 3) comes before BLOCK_TCP (read error, line 4).
+    EXPECT_THAT(legacy_errors("KILL_HOSTS_DENY=\"ALL\"\nBLOCK_TCP=\"x\"\n"),
+                ElementsAre(HasSubstr("t.conf:3: KILL_HOSTS_DENY must contain $TARGET$"),
+                            HasSubstr("t.conf:4: BLOCK_TCP: 'x' is not a number")));
+}
+
 TEST(LegacyErrors, MissingAndUnreadableFiles) {
     try {
         pc::load_legacy(kData + "/nope/portsentry.conf", opts());
