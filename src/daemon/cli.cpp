@@ -96,11 +96,13 @@ int offline(const Options& o, const std::vector<std::string>& w) {
     kernel::Nft nft;
     const int64_t now = std::time(nullptr);
     if (verb == "unban") {
-        nft.del_bans({*c});
+        const bool table = nft.table_exists();
+        if (table) nft.del_bans({*c});
         bool had = store.erase(*c);
         store.save();
         std::cout << "unbanned " << c->to_string() << (had ? "" : " (it was not in the ban table)")
-                  << " (daemon not running: state file and nft set edited)\n";
+                  << (table ? " (daemon not running: state file and nft set edited)\n"
+                            : " (daemon not running and no table inet portsentry loaded: state file edited)\n");
         return 0;
     }
     // ban
@@ -167,6 +169,9 @@ int cli_main(int argc, char** argv) {
     CLI::App app{kDescription, "portsentry-nfq"};
     app.footer(kFooter);
     app.require_subcommand(0, 1);
+    // Subcommands inherit this: `status --control-socket P` works like
+    // `--control-socket P status`.
+    app.fallthrough();
     bool check = false, print_ruleset = false, remove_ruleset = false, version = false;
     std::string import_legacy, steer, ban_time, state_file, control_socket;
     app.add_option("-c,--config", o.config_path,

@@ -272,7 +272,10 @@ struct Service::Impl {
             }
             actions::Report rep{p.pkt.src, p.pkt.proto, p.pkt.dport, p.pkt.tcp_flags, p.d,
                                 mode_name(*cfg, p.pkt.proto)};
-            responder->handle(rep, [&] { return ban_error; });
+            auto res = responder->handle(rep, [&] { return ban_error; });
+            // A response failed ("Could not block host"): let the next probe
+            // from this source try again instead of "already blocked".
+            if (!res.responded_ok) engine.forget(p.pkt.src);
         }
         pending.clear();
     }

@@ -1,0 +1,139 @@
+// BanStore (the daemon's own ban table) and the control socket round trip.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "portsentry/daemon/control.hpp"
+#include "portsentry/daemon/state.hpp"
+
+namespace fs = std::filesystem;
+using namespace portsentry;
+using daemon::BanStore;
+
+namespace {
+
+struct TempDir {
+    fs::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/ps-daemon-test-XXXXXX";
+        path = ::mkdtemp(tmpl);
+    }
+    ~TempDir() { fs::remove_all(path); }
+};
+
+net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
+
+}  // namespace
+
+TEST(BanStore, SaveLoadRoundTripKeepsEveryField) {
+    TempDir d;
+    BanStore a((d.path / "state").string());
+    auto& r = a.upsert(cidr("198.51.100.2"));
+    r.origin = "detector";
+    r.first_seen = 1000;
+    r.last_seen = 2000;
+    r.expires = 0;
+    r.count = 3;
+    r.last_port = 995;
+    r.last_proto = "TCP";
+    r.last_type = "TCP SYN/Normal scan";
+    a.upsert(cidr("2001:db8:1::/64")).expires = 5000;
+    a.save();
+
+    BanStore b(a.path());
+    b.load();
+    ASSERT_EQ(b.records().size(), 2u);
+    const auto* x = b.find(cidr("198.51.100.2"));
+    ASSERT_NE(x, nullptr);
+    EXPECT_EQ(x->origin, "detector");
+    EXPECT_EQ(x->first_seen, 1000);
+    EXPECT_EQ(x->last_seen, 2000);
+    EXPECT_EQ(x->count, 3u);
+    EXPECT_EQ(x->last_port, 995);
+    EXPECT_EQ(x->last_type, "TCP SYN/Normal scan");
+    ASSERT_NE(b.find(cidr("2001:db8:1::/64")), nullptr);
+    EXPECT_EQ(b.find(cidr("2001:db8:1::/64"))->expires, 5000);
+    EXPECT_FALSE(fs::exists(a.path() + ".tmp"));
+}
+
+TEST(BanStore, MissingFileIsEmptyAndMalformedLinesAreSkippedWithLocation) {
+    TempDir d;
+    BanStore s((d.path / "none").string());
+    s.load();
+    EXPECT_TRUE(s.records().empty());
+
+    auto p = d.path / "state";
+    std::ofstream(p) << "# comment\n{\"prefix\":\"192.0.2.1\",\"expires\":0}\nnot json\n{\"prefix\":\"999.1.1.1\"}\n";
+    BanStore t(p.string());
+    std::vector<std::string> warnings;
+    t.load(&warnings);
+    EXPECT_EQ(t.records().size(), 1u);
+    ASSERT_EQ(warnings.size(), 2u);
+    EXPECT_NE(warnings[0].find(":3: skipped malformed"), std::string::npos) << warnings[0];
+    EXPECT_NE(warnings[1].find(":4: skipped malformed"), std::string::npos) << warnings[1];
+}
+
+TEST(BanStore, ExpireAtTheBoundaryAndPermanentStays) {
+    BanStore s("/nonexistent/state");
+    s.upsert(cidr("192.0.2.1")).expires = 100;
+    s.upsert(cidr("192.0.2.2")).expires = 0;
+    EXPECT_TRUE(s.expire(99).empty());
+    auto gone = s.expire(100);  // expires is the first second the ban no longer holds
+    ASSERT_EQ(gone.size(), 1u);
+    EXPECT_EQ(gone[0].prefix, cidr("192.0.2.1"));
+    EXPECT_NE(s.find(cidr("192.0.2.2")), nullptr);
+}
+
+TEST(BanStore, CoveringFindsHostOrPrefix) {
+    BanStore s("/nonexistent/state");
+    s.upsert(cidr("2001:db8:1::/64"));
+    s.upsert(cidr("198.51.100.7")).expires = 50;
+    auto a6 = *net::IpAddr::parse("2001:db8:1::99");
+    ASSERT_NE(s.covering(a6, 10), nullptr);
+    EXPECT_EQ(s.covering(a6, 10)->prefix, cidr("2001:db8:1::/64"));
+    EXPECT_EQ(s.covering(*net::IpAddr::parse("2001:db8:2::1"), 10), nullptr);
+    EXPECT_NE(s.covering(*net::IpAddr::parse("198.51.100.7"), 49), nullptr);
+    EXPECT_EQ(s.covering(*net::IpAddr::parse("198.51.100.7"), 50), nullptr);  // expired
+}
+
+TEST(LockFile, SecondHolderIsRefused) {
+    TempDir d;
+    auto path = (d.path / "lock").string();
+    auto a = daemon::LockFile::acquire(path, false);
+    ASSERT_TRUE(a.locked());
+    auto b = daemon::LockFile::acquire(path, false);
+    EXPECT_FALSE(b.locked());
+    a = daemon::LockFile{};
+    EXPECT_TRUE(daemon::LockFile::acquire(path, false).locked());
+}
+
+TEST(Control, RequestReplyRoundTripAndNoDaemon) {
+    TempDir d;
+    auto path = (d.path / "ctl.sock").string();
+    EXPECT_FALSE(daemon::control_request(path, "status").has_value());  // nobody listens
+
+    daemon::ControlServer server(path);
+    EXPECT_EQ(fs::status(path).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write)
+        << "control socket must be 0600";
+    std::string seen;
+    std::thread t([&] {
+        // the server socket is non-blocking: wait for the client
+        for (int i = 0; i < 200 && seen.empty(); ++i) {
+            server.serve_one([&](const std::string& req) {
+                seen = req;
+                return daemon::ControlReply{1, "error: refusing\n"};
+            });
+            if (seen.empty()) ::usleep(10000);
+        }
+    });
+    auto r = daemon::control_request(path, "ban 192.0.2.1");
+    t.join();
+    ASSERT_TRUE(r.has_value());
+    EXPECT_EQ(seen, "ban 192.0.2.1");
+    EXPECT_EQ(r->status, 1);
+    EXPECT_EQ(r->text, "error: refusing\n");
+}
