@@ -82,6 +82,17 @@ struct Config {
     std::string json_log;  // "" = off; else path of JSON event lines
     bool dry_run = false;
 
+    // Sources of the never-ban sets (@never/@never6); each can be switched off.
+    struct Protect {
+        bool ignore_list = true;      // protect.ignore_list: the ignore files' prefixes
+        bool local_addresses = true;  // protect.local_addresses: this host's addresses
+        bool gateways = true;         // protect.gateways: default-route next hops
+        bool resolvers = true;        // protect.resolvers: /etc/resolv.conf nameservers
+        bool special = true;          // protect.special: loopback, link-local, multicast, ...
+        bool sessions = true;         // protect.sessions: remote ends of utmp logins
+        friend bool operator==(const Protect&, const Protect&) = default;
+    } protect;
+
     // Loaded from ignore_file and ignore_file + ".static" (missing files are fine,
     // unreadable ones are errors). Local addresses are added by the daemon.
     net::CidrSet ignore;
