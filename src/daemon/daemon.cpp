@@ -1,6 +1,5 @@
 #include "portsentry/daemon/daemon.hpp"
 
-#include <arpa/inet.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -10,23 +9,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
-#include <ctime>
-#include <fmt/format.h>
-#include <memory>
-#include <random>
 #include <system_error>
 
-#include "portsentry/actions/log.hpp"
-#include "portsentry/actions/responder.hpp"
-#include "portsentry/daemon/control.hpp"
+#include "portsentry/actions/validate.hpp"
 #include "portsentry/daemon/service.hpp"
-#include "portsentry/daemon/state.hpp"
-#include "portsentry/engine/engine.hpp"
-#include "portsentry/kernel/nflog.hpp"
-#include "portsentry/kernel/nfqueue.hpp"
-#include "portsentry/kernel/nft.hpp"
-#include "portsentry/net/packet.hpp"
 
 namespace portsentry::daemon {
 
@@ -72,6 +58,10 @@ std::vector<net::Cidr> local_addresses() {
 
 config::Config load_config(const Options& o) {
     auto cfg = config::load(o.config_path, o.load);
+    // PORT_BANNER goes to attackers' sockets verbatim: the actions layer owns
+    // what is acceptable there, so --check and reload reject the same texts.
+    if (auto err = actions::validate_banner(cfg.port_banner); !err.empty())
+        throw config::ConfigError({config::Diagnostic{cfg.source_file, 0, err}});
     if (o.dry_run) cfg.dry_run = true;
     if (o.ban_time) cfg.ban_time = *o.ban_time;
     if (o.steer) cfg.steer = *o.steer;

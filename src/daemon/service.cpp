@@ -105,6 +105,9 @@ struct Service::Impl {
     std::unique_ptr<kernel::PacketSource> source;
     std::unique_ptr<ControlServer> control;
     std::vector<Tripwire> tripwires;
+    // UDP replies go to an unverified source address: a global cap keeps a
+    // spoofed flood from turning PORT_BANNER into a reflection amplifier.
+    actions::TokenBucket udp_banner_bucket{20, 10};
     bool state_dirty = false;
     uint64_t parse_errors = 0;
     uint64_t ban_errors = 0;
@@ -205,7 +208,7 @@ struct Service::Impl {
             std::string banner = cfg->port_banner + "\n";
             if (c >= 0)
                 (void)::send(c, banner.data(), banner.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            else
+            else if (udp_banner_bucket.take(actions::Clock::now()))  // never a reflector (DESIGN.md §7)
                 (void)::sendto(t.fd, banner.data(), banner.size(), MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&peer),
                                len);
         }
