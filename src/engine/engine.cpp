@@ -39,6 +39,9 @@ int effective_block(const config::Config& cfg, net::L4 proto) noexcept {
 Engine::Engine(const config::Config& cfg, uint64_t hash_seed)
     : cfg_(&cfg),
       kill_route_builtin_(cfg.kill_route_is_builtin()),
+      // Keyed from the seed, not the default IpAddrHash (that one reads
+      // entropy: a syscall the engine must not make).
+      protected_logged_(16, net::IpAddrHash(hash_key(hash_seed))),
       table_(cfg.max_tracked_sources, hash_key(hash_seed)) {}
 
 void Engine::reconfigure(const config::Config& cfg) {
@@ -88,6 +91,20 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     if (!cfg.ignore.empty() && cfg.ignore.contains(src)) {
         ++counters_.ignored;
         return finish(Decision::Outcome::ignored, Verdict::accept);
+    }
+    // Protected: the kernel accepts these at prerouting (@never) before they
+    // could be queued; one that still arrives (a race with a set update, the
+    // nflog backend, a tripwire) is accepted and never counted towards a ban.
+    if (protection_) {
+        if (auto why = protection_->match(src)) {
+            ++counters_.protected_hits;
+            d.protect_reason = *why;
+            if (!protected_log_due(src, now)) {
+                d.log_suppressed = true;
+                ++counters_.protected_log_suppressed;
+            }
+            return finish(Decision::Outcome::protected_addr, Verdict::accept);
+        }
     }
 
     // BLOCK 1 and 2 drop every steered probe, so closed ports look filtered
@@ -148,6 +165,26 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     }
     table_.settle(idx);
     return finish(Decision::Outcome::reported, verdict);
+}
+
+bool Engine::protected_log_due(const net::IpAddr& src, TimePoint now) noexcept {
+    auto it = protected_logged_.find(src);
+    if (it != protected_logged_.end()) {
+        if (now - it->second < protected_log_interval) return false;
+        it->second = now;
+        return true;
+    }
+    if (protected_logged_.size() >= protected_log_max_sources) {
+        // Forget sources whose hour is over; if none is, stay quiet rather
+        // than grow (the probes are still counted in protected_hits).
+        std::erase_if(protected_logged_, [&](const auto& kv) { return now - kv.second >= protected_log_interval; });
+        if (protected_logged_.size() >= protected_log_max_sources) return false;
+    }
+    try {
+        protected_logged_.emplace(src, now);
+    } catch (...) {  // out of memory: log anyway, just without remembering
+    }
+    return true;
 }
 
 void Engine::mark_blocked(const net::IpAddr& a, TimePoint now, std::optional<TimePoint> until) {

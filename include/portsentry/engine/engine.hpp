@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_map>
 
 #include "portsentry/config/config.hpp"
+#include "portsentry/engine/protection.hpp"
 #include "portsentry/engine/source_table.hpp"
 #include "portsentry/net/address.hpp"
 #include "portsentry/net/packet.hpp"
@@ -47,6 +49,7 @@ struct Decision {
         counting,         // below SCAN_TRIGGER: no report yet
         reported,         // trigger fired: log attackalert, write history/blocked, respond
         already_blocked,  // source already reported/blocked: "already blocked Ignoring"
+        protected_addr,   // source is protected (never ban): accept, log "protected: <reason>"
     } outcome = Outcome::not_watched;
     int block = 0;           // effective BLOCK_* of the protocol (0 when dry_run); always set
     // Set only when outcome == reported (the responses to run now):
@@ -56,7 +59,8 @@ struct Decision {
     bool custom_kill_route = false;  // block 1, KILL_ROUTE not a stock command: exec it
     std::chrono::seconds ban_time{0};  // cfg.ban_time; 0 = permanent
     bool ip_options = false;          // IPv4 options present (1.2 logs a warning)
-    bool log_suppressed = false;  // already_blocked line rate-limited for this source
+    bool log_suppressed = false;  // already_blocked / protected line rate-limited for this source
+    ProtectReason protect_reason = ProtectReason::ignore;  // set when outcome == protected_addr
 };
 
 struct Counters {
@@ -70,10 +74,17 @@ struct Counters {
     uint64_t accepts = 0;
     uint64_t evictions = 0;  // per-source entries evicted by the LRU cap
     uint64_t log_suppressed = 0;  // already_blocked lines rate-limited away
+    uint64_t protected_hits = 0;  // probes from protected sources (never banned)
+    uint64_t protected_log_suppressed = 0;  // "protected" lines rate-limited away
 };
 
 // One "already blocked" line per source per this interval; the rest are counted.
 inline constexpr std::chrono::seconds already_blocked_log_interval{60};
+// One "protected" line per protected source per this interval (the issue: once
+// per address and hour), remembered for at most this many sources: a spoofed
+// flood from inside a protected prefix must not grow memory without bound.
+inline constexpr std::chrono::seconds protected_log_interval{3600};
+inline constexpr size_t protected_log_max_sources = 4096;
 
 // Per-source rules, all evaluated against the `now` passed in:
 //  - SCAN_TRIGGER N: the Nth probe (0 and 1: the first) inside one window fires.
@@ -109,6 +120,12 @@ public:
     void forget(const net::IpAddr& a);
     bool is_blocked(const net::IpAddr& a, TimePoint now) const;
 
+    // The never-ban set (nullptr: none). Must outlive the engine or the next
+    // call; the daemon swaps it when a source of protection changes. A
+    // protected source is accepted and never counted or reported; the
+    // ignore list (cfg.ignore) is still checked first and stays silent.
+    void set_protection(const Protection* p) { protection_ = p; }
+
     // Swap configuration (SIGHUP); per-source state and blocks survive.
     void reconfigure(const config::Config& cfg);
 
@@ -122,8 +139,12 @@ private:
     Decision decide(const net::IpAddr& src, net::L4 proto, ScanType type, bool ip_options,
                     bool watched, TimePoint now) noexcept;
 
+    bool protected_log_due(const net::IpAddr& src, TimePoint now) noexcept;
+
     const config::Config* cfg_;
+    const Protection* protection_ = nullptr;
     bool kill_route_builtin_ = false;  // cached cfg_->kill_route_is_builtin()
+    std::unordered_map<net::IpAddr, TimePoint, net::IpAddrHash> protected_logged_;
     detail::SourceTable table_;
     Counters counters_;
 };
