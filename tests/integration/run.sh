@@ -17,11 +17,14 @@
 #   BINARY (or PORTSENTRY_NFQ=path): the daemon (default: build/, then build-integ/)
 #   BACKENDS="xt-queue nflog"  FLAVOURS="yaml legacy"  restrict the matrix
 #   KEEP_TMP=1  keep the run directory (logs, nmap XML, history files)
+#   F2B=0  skip the fail2ban scenarios (f2b/f2b.sh; alone: f2b/run-f2b.sh)
 set -u
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root (network namespaces, nft); skipping" >&2; exit 77; }
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=f2b/f2b.sh
+. "$(dirname "$0")/f2b/f2b.sh"
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -389,6 +392,10 @@ else
         write_config yaml "$RUN_TMP/dry-run-yaml"
         scenario_run "dry-run: detect, change nothing" s_dry_run
         lab_down
+    fi
+    # fail2ban both ways (f2b/f2b.sh): once, on the first backend.
+    if [ ${#AVAILABLE[@]} -gt 0 ] && [ "${F2B:-1}" != 0 ]; then
+        f2b_scenarios || FAILED=1
     fi
 fi
 

@@ -15,7 +15,6 @@
 # Sourced by run.sh (after lib.sh); f2b_scenarios runs once, not per backend.
 # tests/integration/f2b/run-f2b.sh runs it alone.
 
-F2B_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 F2B_SERVER=/usr/bin/fail2ban-server
 F2B_CLIENT=/usr/bin/fail2ban-client
 F2B_PID=""
@@ -224,15 +223,18 @@ s_f2b_action() {
     if ! daemon_start "$BACKEND" "$CONF" "${CONF_ARGS[@]}"; then bad "daemon not ready"; return; fi
     f2b_prepare b || { bad "could not copy /etc/fail2ban"; return; }
     local authlog=$RUN_TMP/f2b-b/auth.log authlog2=$RUN_TMP/f2b-b/auth-forever.log
-    : >"$authlog"; : >"$authlog2"
+    local authlog3=$RUN_TMP/f2b-b/auth-short.log
+    : >"$authlog"; : >"$authlog2"; : >"$authlog3"
     # How an admin points the shipped action at a non-default binary/socket.
     cat >"$F2B_CONF/action.d/portsentry-nfq.local" <<EOF
 [Init]
-portsentry_nfq = $BIN
+portsentry_nfq = $(realpath -- "$BIN")
 control_socket = $CTL_SOCK
 EOF
-    # Two jails on the stock sshd filter: one timed, one permanent
-    # (bantime = -1, which the action must turn into the CLI's 0).
+    # Three jails on the stock sshd filter: timed, permanent (bantime = -1,
+    # which the action must turn into the CLI's 0), and one whose bans end
+    # while we watch (the kernel's element timeout and fail2ban's unban race:
+    # the unban of an element already gone must not be an error).
     cat >"$F2B_CONF/jail.local" <<EOF
 [DEFAULT]
 backend = polling
@@ -252,9 +254,17 @@ port = ssh
 logpath = $authlog2
 maxretry = 2
 bantime = -1
+
+[sshd-short]
+enabled = true
+filter = sshd
+port = ssh
+logpath = $authlog3
+maxretry = 2
+bantime = 3
 EOF
     if ! f2b_start sshd; then bad "fail2ban-server with banaction = portsentry-nfq did not start"; return; fi
-    ok "fail2ban-server running jails sshd and sshd-forever with banaction = portsentry-nfq"
+    ok "fail2ban-server running jails sshd, sshd-forever, sshd-short with banaction = portsentry-nfq"
 
     expect "before: $A4 reaches :8080" in_a curl -sf -o /dev/null --max-time 3 --interface "$A4" "http://$V_A4:8080/"
     { sshd_line "$A4"; sshd_line "$A4"; } >>"$authlog"
@@ -275,6 +285,17 @@ EOF
     expect "friend still reaches :8080" in_f curl -sf -o /dev/null --max-time 3 "http://$V_F4:8080/"
     expect_not "no iptables rule was made (the action only talks to the daemon)" \
         sh -c "ip netns exec '$NS_V' iptables -w -S 2>/dev/null | grep -q f2b-"
+
+    # A ban that ends by itself: in the set with a 3 s timeout, then gone
+    # from the set and from fail2ban, and fail2ban's unban did not fail.
+    { sshd_line "$A4_FIN"; sshd_line "$A4_FIN"; } >>"$authlog3"
+    expect "fail2ban [sshd-short]: $A4_FIN banned" wait_for 15 f2b_banned sshd-short 1 "$A4_FIN"
+    expect "bantime = 3: $A4_FIN in our set, expiring" element_expires banned "$A4_FIN"
+    expect "bantime = 3: fail2ban unbanned $A4_FIN" wait_for 15 f2b_banned sshd-short 0
+    expect_not "bantime = 3: $A4_FIN gone from our set" set_has banned "$A4_FIN"
+    # fail2ban logs a failed command as "ERROR ... -- exec: COMMAND".
+    local errs; errs=$(grep -F ' ERROR ' "$(dirname "$F2B_CONF")/fail2ban.log" | grep -F "unban '$A4_FIN'" || true)
+    expect_eq "fail2ban's unban of the expired $A4_FIN ran without error" "$errs" ""
 
     # The unban direction, as an admin would trigger it.
     out=$(f2b_client set sshd unbanip "$A4" 2>&1)
@@ -305,9 +326,11 @@ EOF
 f2b_scenarios() {
     local saved_tag=$CUR_TAG
     BACKEND=${AVAILABLE[0]}
-    lab_up || { bad "lab_up failed"; return 1; }
-    start_service 8080 || { lab_down; return 1; }
     CUR_TAG="fail2ban/$BACKEND"
+    if ! lab_up || ! start_service 8080; then
+        SUMMARY+=("$(printf 'FAIL  %-22s %s' "$CUR_TAG" "lab did not come up (fail2ban scenarios not run)")")
+        lab_down; CUR_TAG=$saved_tag; return 1
+    fi
     say "=== $CUR_TAG"
     scenario_run "f2b a: stock [portsentry] jail" s_f2b_stock_jail
     scenario_run "f2b b: banaction=portsentry-nfq" s_f2b_action
