@@ -275,6 +275,10 @@ void Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
     }
 }
 
+void Nft::set_never(const std::vector<net::Cidr>& prefixes) {
+    impl_->run(detail::build_set_never(prefixes, impl_->seq));
+}
+
 bool Nft::table_exists() {
     std::vector<char> buf(65536);
     uint32_t seq = impl_->seq++;

@@ -656,6 +656,30 @@ Batch build_add_bans(const std::vector<BanElement>& bans, uint32_t first_seq) {
     return b;
 }
 
+Batch build_set_never(const std::vector<net::Cidr>& prefixes, uint32_t first_seq) {
+    Batch b(first_seq);
+    b.begin();
+    // DELSETELEM naming a set and no elements flushes it (what `nft flush set` sends).
+    for (const char* name : {"never", "never6"}) {
+        auto s = make_set_ref(kTable, name, 0);
+        b.add(NFT_MSG_DELSETELEM, 0, fmt::format("flush set {}", name),
+              [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, s.get()); });
+    }
+    std::vector<BanElement> els;
+    for (const auto& c : prefixes) els.push_back({c, std::nullopt});
+    std::vector<Interval> iv[2];
+    std::vector<std::string> tx[2];
+    for (const auto& e : drop_covered(std::move(els))) {
+        const int k = e.prefix.addr.family == AF_INET6 ? 1 : 0;
+        iv[k].push_back(interval_of(e.prefix));
+        tx[k].push_back(cidr_text(e.prefix));
+    }
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "never", 0, iv[0], tx[0], kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "never6", 0, iv[1], tx[1], kElemsPerMsg);
+    b.end();
+    return b;
+}
+
 Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq) {
     Batch b(first_seq);
     b.begin();

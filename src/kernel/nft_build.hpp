@@ -145,6 +145,10 @@ Batch build_apply(const RulesetSpec& spec, const std::vector<BanElement>& bans,
 // A throwaway table with one base chain and one steering rule, never committed.
 Batch build_probe(Backend b, const std::string& table, uint32_t first_seq);
 Batch build_add_bans(const std::vector<BanElement>& bans, uint32_t first_seq);
+// Replace the contents of never/never6 in one transaction: flush both sets,
+// then add `prefixes` (covered prefixes dropped: interval sets reject
+// overlaps). Packets never see a half-filled set.
+Batch build_set_never(const std::vector<net::Cidr>& prefixes, uint32_t first_seq);
 // One message per prefix, so that an absent element's ENOENT can be told
 // apart and the batch resent without it.
 Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq);

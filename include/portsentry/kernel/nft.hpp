@@ -94,6 +94,9 @@ public:
     // timeout is refreshed to the new value, on older ones it keeps the old one.
     void add_bans(const std::vector<BanElement>& bans);
     void del_bans(const std::vector<net::Cidr>& prefixes);  // missing elements are not an error
+    // Replace the never/never6 sets' contents with `prefixes` in one batch
+    // (flush + add), for live protection updates. Throws on failure.
+    void set_never(const std::vector<net::Cidr>& prefixes);
     bool table_exists();
     void remove_table();  // --remove-ruleset; no error if absent
 

@@ -186,6 +186,28 @@ TEST_F(NftNetns, AddAndDeleteBans) {
     nft.del_bans({cidr("192.0.2.7")});  // already gone
 }
 
+TEST_F(NftNetns, SetNeverReplacesBothSetsInOneBatch) {
+    Nft nft;
+    nft.apply(spec(Backend::nflog));  // never = { 203.0.113.1 }
+    nft.set_never({cidr("192.0.2.1"), cidr("192.0.2.0/24"), cidr("127.0.0.0/8"), cidr("2001:db8::53"),
+                   cidr("fe80::/10")});
+    Cmd v4 = sh("nft list set inet portsentry never");
+    EXPECT_FALSE(has(v4.out, "203.0.113.1")) << v4.out;  // the old content is gone
+    EXPECT_TRUE(has(v4.out, "192.0.2.0/24")) << v4.out;  // 192.0.2.1 is covered: dropped, no overlap error
+    EXPECT_TRUE(has(v4.out, "127.0.0.0/8")) << v4.out;
+    Cmd v6 = sh("nft list set inet portsentry never6");
+    EXPECT_TRUE(has(v6.out, "2001:db8::53")) << v6.out;
+    EXPECT_TRUE(has(v6.out, "fe80::/10")) << v6.out;
+    // Again with different content (the flush must not fail on full sets), then empty.
+    nft.set_never({cidr("198.51.100.53")});
+    v4 = sh("nft list set inet portsentry never");
+    EXPECT_TRUE(has(v4.out, "198.51.100.53")) << v4.out;
+    EXPECT_FALSE(has(v4.out, "192.0.2.0/24")) << v4.out;
+    EXPECT_FALSE(has(sh("nft list set inet portsentry never6").out, "2001:db8")) ;
+    nft.set_never({});
+    EXPECT_FALSE(has(sh("nft list set inet portsentry never").out, "198.51.100.53"));
+}
+
 TEST_F(NftNetns, RefusedBanNamesTheElementAndSparesTheOthers) {
     Nft nft;
     nft.apply(spec(Backend::nflog), {{cidr("198.51.100.0/24"), std::nullopt}});
