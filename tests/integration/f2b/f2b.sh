@@ -233,8 +233,8 @@ control_socket = $CTL_SOCK
 EOF
     # Three jails on the stock sshd filter: timed, permanent (bantime = -1,
     # which the action must turn into the CLI's 0), and one whose bans end
-    # while we watch (the kernel's element timeout and fail2ban's unban race:
-    # the unban of an element already gone must not be an error).
+    # while we watch (fail2ban's timer and the element's kernel timeout
+    # both end it).
     cat >"$F2B_CONF/jail.local" <<EOF
 [DEFAULT]
 backend = polling
@@ -305,6 +305,16 @@ EOF
     out=$(timeout 10 ip netns exec "$NS_V" "$BIN" list --control-socket "$CTL_SOCK" 2>&1)
     expect_not "after unbanip: list no longer names $A4" grep -qF "$A4 " <<<"$out"
     expect "after unbanip: $A4_UDP (other jail) still banned" set_has banned "$A4_UDP"
+
+    # An admin lifts a fail2ban ban behind fail2ban's back; fail2ban's own
+    # unban later finds no element and must not fail (no ERROR, exit 0).
+    out=$(timeout 10 ip netns exec "$NS_V" "$BIN" unban "$A4_UDP" --control-socket "$CTL_SOCK" 2>&1)
+    expect_not "admin unban: $A4_UDP gone from our set (output: ${out:0:50})" set_has banned "$A4_UDP"
+    f2b_client set sshd-forever unbanip "$A4_UDP" >/dev/null 2>&1
+    expect "fail2ban then unbans $A4_UDP too" wait_for 10 f2b_banned sshd-forever 1 "$A6"
+    errs=$(grep -F ' ERROR ' "$(dirname "$F2B_CONF")/fail2ban.log" | grep -F "unban '$A4_UDP'" || true)
+    expect_eq "fail2ban's unban of the already lifted $A4_UDP ran without error" "$errs" ""
+    expect "$A6 still in banned6" set_has banned6 "$A6"
 
     # The ignore list wins over fail2ban: the action fails, nothing banned.
     { sshd_line "$F4"; sshd_line "$F4"; } >>"$authlog"
