@@ -213,7 +213,7 @@ why_says_fail2ban() {
 # list_origin IP: the ORIGIN column of IP's row in `portsentry-nfq list`
 # (empty if IP has no row).
 list_origin() {
-    timeout 10 ip netns exec "$NS_V" "$BIN" list --control-socket "$CTL_SOCK" 2>/dev/null |
+    timeout 10 ip netns exec "$NS_V" "$BIN" list -c "$CONF" --control-socket "$CTL_SOCK" 2>/dev/null |
         awk -v ip="$1" '$1 == ip { print $2 }'
 }
 
@@ -240,6 +240,7 @@ s_f2b_action() {
 [Init]
 portsentry_nfq = $(realpath -- "$BIN")
 control_socket = $CTL_SOCK
+options = -c $CONF
 EOF
     # Three jails on the stock sshd filter: timed, permanent (bantime = -1,
     # which the action must turn into the CLI's 0), and one whose bans end
@@ -331,6 +332,25 @@ EOF
     expect_not "friend $F4 (ignore list) not put in our set by fail2ban" set_has banned "$F4"
     expect "fail2ban logged the daemon's refusal to ban $F4" \
         grep -qF "refusing to ban $F4" "$(dirname "$F2B_CONF")/fail2ban.log"
+
+    # Daemon down: the action's command edits the state file and the set
+    # element itself (DESIGN §7); the restarted daemon keeps the ban, and
+    # fail2ban's unban reaches it.
+    daemon_stop TERM
+    expect_eq "daemon stopped (clean exit)" "$STOP_RC" 0
+    { sshd_line "$A4_NULL"; sshd_line "$A4_NULL"; } >>"$authlog"
+    expect "daemon down: fail2ban's ban of $A4_NULL lands in our set" wait_for 15 set_has banned "$A4_NULL"
+    expect_eq "daemon down: list (state file) has $A4_NULL with origin" "$(list_origin "$A4_NULL")" fail2ban
+    if daemon_start "$BACKEND" "$CONF" "${CONF_ARGS[@]}"; then
+        ok "daemon restarted"
+        expect "after restart: $A4_NULL still in banned" set_has banned "$A4_NULL"
+        expect_eq "after restart: list has $A4_NULL with origin" "$(list_origin "$A4_NULL")" fail2ban
+        f2b_client set sshd unbanip "$A4_NULL" >/dev/null 2>&1
+        expect "after restart: fail2ban's unbanip removes $A4_NULL" \
+            wait_for 10 sh -c "! ip netns exec '$NS_V' nft list set inet portsentry banned | tr ',{}' '\n' | awk '{print \$1}' | grep -qxF '$A4_NULL'"
+    else
+        bad "daemon did not restart"
+    fi
 
     f2b_stop
     expect_eq "fail2ban-client stop: server exited cleanly" "$F2B_STOP_RC" 0
