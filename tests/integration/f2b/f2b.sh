@@ -8,9 +8,11 @@
 #       [portsentry] jail (logpath = the history file, maxretry = 1, stock
 #       banaction iptables-multiport): fail2ban bans the scanner, our set
 #       stays empty.
-#   (b) etc/fail2ban/action.d/portsentry-nfq.conf: an sshd jail (stock
-#       filter) with banaction = portsentry-nfq bans into our sets through
-#       `portsentry-nfq ban/unban`; bantime = -1 becomes a permanent ban.
+#   (b) etc/fail2ban/action.d/portsentry-nfq.conf: sshd jails (stock
+#       filter) with banaction = portsentry-nfq ban into our sets through
+#       `portsentry-nfq ban/unban`, origin fail2ban: timed, permanent
+#       (bantime = -1), IPv6; unbanip, expiry, an address in
+#       our ignore list (refused), and bans made while the daemon is down.
 #
 # Sourced by run.sh (after lib.sh); f2b_scenarios runs once, not per backend.
 # tests/integration/f2b/run-f2b.sh runs it alone.
@@ -361,10 +363,21 @@ EOF
     expect_eq "daemon: clean exit" "$STOP_RC" 0
 }
 
+# The action file through fail2ban's own reader and CommandAction, with a
+# stand-in binary: exact command lines, bantime mapping (action-tags.py).
+s_f2b_action_tags() {
+    local out rc
+    out=$("$PY" "$IT_DIR/f2b/action-tags.py" "$SRC_ROOT/etc/fail2ban/action.d/portsentry-nfq.conf" 2>&1); rc=$?
+    printf '%s\n' "$out" | sed 's/^/    | /' >&2
+    expect_eq "action file rendered by fail2ban gives the expected commands" "$rc" 0
+}
+
 # f2b_scenarios: one lab, both directions, on the first available backend.
 f2b_scenarios() {
     local saved_tag=$CUR_TAG
     BACKEND=${AVAILABLE[0]}
+    CUR_TAG="fail2ban"
+    scenario_run "f2b action: rendered commands" s_f2b_action_tags
     CUR_TAG="fail2ban/$BACKEND"
     if ! lab_up || ! start_service 8080; then
         SUMMARY+=("$(printf 'FAIL  %-22s %s' "$CUR_TAG" "lab did not come up (fail2ban scenarios not run)")")
