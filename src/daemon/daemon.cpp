@@ -97,12 +97,14 @@ int run(const Options& o) {
         ev.data.u64 = tag;
         if (::epoll_ctl(ep.fd, EPOLL_CTL_ADD, fd, &ev) < 0) throw sys_error("epoll_ctl");
     };
-    enum : uint64_t { kSignal = 1, kTimer, kPackets, kControl, kTripwireBase = 1000 };
+    enum : uint64_t { kSignal = 1, kTimer, kPackets, kControl, kProtectBase = 500, kTripwireBase = 1000 };
     add(sfd.fd, kSignal);
     add(tfd.fd, kTimer);
     add(svc.source_fd(), kPackets);
     add(svc.control_fd(), kControl);
     int source_fd = svc.source_fd();
+    auto protect = svc.protect_fds();
+    for (size_t i = 0; i < protect.size(); ++i) add(protect[i], kProtectBase + i);
     auto tripwires = svc.tripwire_fds();
     for (size_t i = 0; i < tripwires.size(); ++i) add(tripwires[i], kTripwireBase + i);
 
@@ -143,6 +145,8 @@ int run(const Options& o) {
                         case SIGINT: svc.shutdown(si.ssi_signo); return 0;
                     }
                 }
+            } else if (tag >= kProtectBase && tag < kTripwireBase) {
+                svc.on_protect(protect.at(tag - kProtectBase));
             } else if (tag >= kTripwireBase) {
                 svc.on_tripwire(tag - kTripwireBase);
             }

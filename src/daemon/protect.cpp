@@ -1,6 +1,9 @@
 #include "portsentry/daemon/protect.hpp"
 
 #include <arpa/inet.h>
+#include <libmnl/libmnl.h>
+#include <linux/rtnetlink.h>
+#include <sys/inotify.h>
 #include <fcntl.h>
 #include <net/route.h>
 #include <netinet/in.h>
@@ -10,6 +13,8 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
+#include <system_error>
 #include <fstream>
 #include <sstream>
 
@@ -168,6 +173,114 @@ engine::Protection gather(const config::Config& cfg, const ProtectSources& src) 
         for (const auto& a : session_addresses(recs)) p.add(a, ProtectReason::session);
     }
     return p;
+}
+
+}  // namespace portsentry::daemon
+
+// ---- ProtectWatch ---------------------------------------------------------------
+
+namespace portsentry::daemon {
+
+namespace {
+
+struct MnlClose {
+    void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+};
+
+std::system_error sys_err(const std::string& what) { return std::system_error(errno, std::generic_category(), what); }
+
+std::string dir_of(const std::string& path) {
+    auto d = std::filesystem::path(path).parent_path();
+    return d.empty() ? "." : d.string();
+}
+
+std::string base_of(const std::string& path) { return std::filesystem::path(path).filename().string(); }
+
+}  // namespace
+
+struct ProtectWatch::Impl {
+    std::unique_ptr<mnl_socket, MnlClose> nl;
+    int ino = -1;
+    // Watch descriptor -> file names in that directory we care about.
+    std::vector<std::pair<int, std::vector<std::string>>> dirs;
+
+    ~Impl() {
+        if (ino >= 0) ::close(ino);
+    }
+
+    void watch_dir(const std::string& dir, const std::string& name) {
+        // Whole-directory watch: the files are replaced by rename (resolvconf,
+        // NetworkManager) or created late (utmp after boot), which a watch on
+        // the file itself would miss.
+        int wd = ::inotify_add_watch(ino, dir.c_str(),
+                                     IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE);
+        if (wd < 0) return;  // no such directory: that source simply never changes
+        for (auto& [w, names] : dirs)
+            if (w == wd) {
+                names.push_back(name);
+                return;
+            }
+        dirs.push_back({wd, {name}});
+    }
+};
+
+ProtectWatch::ProtectWatch(const ProtectSources& src) : impl_(std::make_unique<Impl>()) {
+    auto& m = *impl_;
+    m.nl.reset(mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!m.nl) throw sys_err("rtnetlink socket");
+    const unsigned groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+    if (mnl_socket_bind(m.nl.get(), groups, MNL_SOCKET_AUTOPID) < 0) throw sys_err("rtnetlink bind (address/route events)");
+    m.ino = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (m.ino < 0) throw sys_err("inotify_init1");
+    m.watch_dir(dir_of(src.resolv_conf), base_of(src.resolv_conf));
+    // A symlinked resolv.conf (systemd-resolved, resolvconf) changes in its
+    // target's directory, not in /etc.
+    std::error_code ec;
+    auto target = std::filesystem::canonical(src.resolv_conf, ec);
+    if (!ec && target.string() != src.resolv_conf) m.watch_dir(target.parent_path().string(), target.filename().string());
+    m.watch_dir(dir_of(src.utmp), base_of(src.utmp));
+}
+
+ProtectWatch::~ProtectWatch() = default;
+
+std::vector<int> ProtectWatch::fds() const { return {mnl_socket_get_fd(impl_->nl.get()), impl_->ino}; }
+
+bool ProtectWatch::drain(int fd) {
+    auto& m = *impl_;
+    bool changed = false;
+    // Sized for a burst of events per read; more simply takes another read.
+    alignas(inotify_event) char buf[8192];
+    if (fd == m.ino) {
+        for (;;) {
+            ssize_t n = ::read(m.ino, buf, sizeof buf);
+            if (n <= 0) break;  // EAGAIN: drained
+            for (char* p = buf; p < buf + n;) {
+                auto* ev = reinterpret_cast<inotify_event*>(p);
+                if (ev->mask & IN_Q_OVERFLOW) changed = true;
+                for (const auto& [wd, names] : m.dirs)
+                    if (wd == ev->wd && ev->len > 0)
+                        for (const auto& name : names)
+                            if (name == ev->name) changed = true;
+                p += sizeof(inotify_event) + ev->len;
+            }
+        }
+        return changed;
+    }
+    for (;;) {
+        ssize_t n = mnl_socket_recvfrom(m.nl.get(), buf, sizeof buf);
+        if (n < 0) {
+            // ENOBUFS: events were lost, so look again; EAGAIN: drained.
+            if (errno == ENOBUFS) {
+                changed = true;
+                continue;
+            }
+            break;
+        }
+        // Any address or route message may change the snapshot: gather()
+        // re-reads everything, which costs less than classifying events.
+        if (n > 0) changed = true;
+    }
+    return changed;
 }
 
 }  // namespace portsentry::daemon

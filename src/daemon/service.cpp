@@ -16,6 +16,7 @@
 #include "portsentry/actions/log.hpp"
 #include "portsentry/actions/responder.hpp"
 #include "portsentry/daemon/control.hpp"
+#include "portsentry/daemon/protect.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/engine/engine.hpp"
 #include "portsentry/kernel/nflog.hpp"
@@ -39,9 +40,22 @@ std::string format_epoch(int64_t t) {
     return buf;
 }
 
-// Adds every local address to the ignore set: a host never bans itself.
-void add_local_addresses(config::Config& cfg) {
-    for (const auto& c : local_addresses()) cfg.ignore.insert(c);
+std::string protection_summary(const engine::Protection& p) {
+    using engine::ProtectReason;
+    std::string s;
+    for (auto r : {ProtectReason::ignore, ProtectReason::local, ProtectReason::gateway, ProtectReason::resolver,
+                   ProtectReason::special, ProtectReason::session}) {
+        const auto& v = p.prefixes(r);
+        if (v.empty()) continue;
+        s += fmt::format("{}{}: ", s.empty() ? "" : "; ", engine::to_string(r));
+        // Name the few addresses an admin checks; just count long lists.
+        if (v.size() > 4 || r == ProtectReason::ignore || r == ProtectReason::special) {
+            s += fmt::format("{}", v.size());
+            continue;
+        }
+        for (size_t i = 0; i < v.size(); ++i) s += (i ? " " : "") + v[i].to_string();
+    }
+    return s.empty() ? "none" : s;
 }
 
 kernel::Backend choose_backend(config::Steer steer, const std::vector<kernel::Backend>& available,
@@ -105,6 +119,11 @@ struct Service::Impl {
     std::unique_ptr<kernel::PacketSource> source;
     std::unique_ptr<ControlServer> control;
     std::vector<Tripwire> tripwires;
+    // The never-ban set: what the engine consults and @never/@never6 hold.
+    // Replaced in place on change, so the engine's pointer stays valid.
+    engine::Protection protection;
+    ProtectSources protect_sources;
+    std::unique_ptr<ProtectWatch> protect_watch;
     // UDP replies go to an unverified source address: a global cap keeps a
     // spoofed flood from turning PORT_BANNER into a reflection amplifier.
     actions::TokenBucket udp_banner_bucket{20, 10};
@@ -124,7 +143,28 @@ struct Service::Impl {
           cfg(std::move(c)),
           log(actions::LogOptions{.use_syslog = true, .foreground = true}),
           engine(*cfg, std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
-          store(cfg->state_file) {}
+          store(cfg->state_file) {
+        engine.set_protection(&protection);
+    }
+
+    // Re-reads every protection source; on a change updates the kernel sets
+    // (one batch) and logs the new summary. The engine sees the new snapshot
+    // at once (same object).
+    void refresh_protection() {
+        auto next = gather(*cfg, protect_sources);
+        if (next == protection) return;
+        if (!opts.no_ruleset) {
+            try {
+                nft.set_never(next.prefixes());
+            } catch (const std::exception& e) {
+                // The engine still protects them; the next change or a
+                // restore (apply_ruleset) retries the kernel sets.
+                log.write(fmt::format("portsentry-nfq: cannot update the never-ban sets: {}", e.what()));
+            }
+        }
+        protection = std::move(next);
+        log.write("portsentry-nfq: protected (never banned): " + protection_summary(protection));
+    }
 
     std::vector<kernel::BanElement> active_bans(int64_t now) const {
         std::vector<kernel::BanElement> out;
@@ -140,6 +180,7 @@ struct Service::Impl {
     void apply_ruleset() {
         if (opts.no_ruleset) return;
         auto spec = kernel::RulesetSpec::from_config(*cfg, backend);
+        spec.never = protection.prefixes();
         nft.apply(spec, active_bans(wall_now()));
     }
 
@@ -214,6 +255,7 @@ struct Service::Impl {
         }
         if (c >= 0) ::close(c);
         auto d = engine.on_tripwire(src, t.proto, t.port, engine::Clock::now());
+        if (d.outcome == engine::Decision::Outcome::protected_addr && d.log_suppressed) return;
         net::Packet p;
         p.src = src;
         p.proto = t.proto;
@@ -232,7 +274,9 @@ struct Service::Impl {
         }
         auto d = engine.on_probe(r.pkt, true, engine::Clock::now());
         if (d.outcome == engine::Decision::Outcome::reported ||
-            (d.outcome == engine::Decision::Outcome::already_blocked && !d.log_suppressed))
+            ((d.outcome == engine::Decision::Outcome::already_blocked ||
+              d.outcome == engine::Decision::Outcome::protected_addr) &&
+             !d.log_suppressed))
             pending.push_back({r.pkt, d});
         return d.verdict == engine::Verdict::drop ? kernel::PacketVerdict::drop : kernel::PacketVerdict::accept;
     }
@@ -259,6 +303,15 @@ struct Service::Impl {
             }
         }
         for (const auto& p : pending) {
+            if (p.d.outcome == engine::Decision::Outcome::protected_addr) {
+                // Once per source and hour (the engine rate-limits): the probe
+                // was accepted, nothing is written to history or blocked.
+                log.write(fmt::format("attackalert: protected: {}: host {}/{} probed {} port {}: never banned",
+                                      engine::to_string(p.d.protect_reason), p.pkt.src.to_string(),
+                                      p.pkt.src.to_string(), p.pkt.proto == net::L4::tcp ? "TCP" : "UDP",
+                                      p.pkt.dport));
+                continue;
+            }
             if (p.d.outcome == engine::Decision::Outcome::reported) {
                 if (p.d.ban && ban_error.empty()) {
                     auto& rec = store.upsert(net::Cidr::host(p.pkt.src));
@@ -340,6 +393,8 @@ ControlReply Service::Impl::cmd_status() {
                      sc.received, sc.verdicts, sc.default_verdicts, parse_errors, sc.enobufs);
     s += fmt::format("engine: {} probes, {} reported, {} already blocked, {} ignored, {} tracked sources, {} evicted\n",
                      c.packets, c.reported, c.already_blocked, c.ignored, engine.tracked_sources(), c.evictions);
+    s += fmt::format("protected: {} probes from protected sources; {}\n", c.protected_hits,
+                     protection_summary(protection));
     s += fmt::format("ban errors: {}\n", ban_errors);
     return {0, s};
 }
@@ -347,7 +402,7 @@ ControlReply Service::Impl::cmd_status() {
 ControlReply Service::Impl::cmd_list(bool json) { return render_list(store, json); }
 
 ControlReply Service::Impl::cmd_why(const std::string& arg) {
-    auto r = render_why(store, *cfg, arg);
+    auto r = render_why(store, *cfg, arg, &protection);
     if (auto a = net::IpAddr::parse(arg); a && r.status == 0)
         r.text += fmt::format("engine: {}\n", engine.is_blocked(*a, engine::Clock::now()) ? "blocked" : "not blocked");
     return r;
@@ -358,8 +413,15 @@ ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::c
     auto c = net::Cidr::parse(arg);
     if (!c) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address or CIDR\n", arg)};
     if (auto m = cfg->ignore.match(c->addr))
-        return {1, fmt::format("error: refusing to ban {}: it is protected (ignore list or local address {})\n", arg,
-                               m->to_string())};
+        return {1, fmt::format("error: refusing to ban {}: it is protected (ignore list {})\n", arg, m->to_string())};
+    // A prefix is refused when it covers any protected address: @never would
+    // exempt them anyway, and the admin should know the ban has a hole.
+    if (auto why = protection.match(c->addr))
+        return {1, fmt::format("error: refusing to ban {}: it is protected: {}\n", arg, engine::to_string(*why))};
+    for (const auto& p : protection.prefixes())
+        if (c->contains(p.addr) && p.prefix >= c->prefix)
+            return {1, fmt::format("error: refusing to ban {}: it covers {}, protected: {}\n", arg, p.to_string(),
+                                   engine::to_string(*protection.match(p.addr)))};
     auto bt = t.value_or(cfg->ban_time);
     kernel::BanElement e{*c, std::nullopt};
     if (bt.count() > 0) e.timeout = bt;
@@ -423,13 +485,16 @@ ControlReply render_list(const BanStore& store, bool json) {
     return {0, s};
 }
 
-ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& arg) {
+ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& arg,
+                        const engine::Protection* protection) {
     auto a = net::IpAddr::parse(arg);
     if (!a) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address\n", arg)};
     const int64_t now = wall_now();
     std::string s;
     if (auto m = cfg.ignore.match(*a))
-        s += fmt::format("{}: protected: ignore list / local address ({})\n", arg, m->to_string());
+        s += fmt::format("{}: protected: ignore list ({})\n", arg, m->to_string());
+    else if (auto why = protection ? protection->match(*a) : std::nullopt)
+        s += fmt::format("{}: protected: {}\n", arg, engine::to_string(*why));
     else
         s += fmt::format("{}: not protected\n", arg);
     if (const auto* r = store.covering(*a, now)) {
@@ -449,7 +514,6 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
 
 Service::Service(const Options& o) {
     auto cfg = std::make_unique<config::Config>(load_config(o));
-    add_local_addresses(*cfg);
     impl_ = std::make_unique<Impl>(o, std::move(cfg));
     auto& m = *impl_;
     m.lock = LockFile::acquire(m.cfg->control_socket + ".lock", false);
@@ -475,6 +539,10 @@ Service::Service(const Options& o) {
     // Bind the queue before the rule exists is not possible with `bypass`
     // semantics in mind: order ruleset first, then the queue; packets that
     // arrive in between are accepted by bypass (fail-open), never lost.
+    // Watch first, then gather: a change in between is seen by the watch.
+    m.protect_watch = std::make_unique<ProtectWatch>(m.protect_sources);
+    m.protection = gather(*m.cfg, m.protect_sources);
+    m.log.write("portsentry-nfq: protected (never banned): " + protection_summary(m.protection));
     m.apply_ruleset();
     m.open_source();
     m.seed_engine();
@@ -487,6 +555,13 @@ Service::~Service() = default;
 
 int Service::source_fd() const { return impl_->source->fd(); }
 int Service::control_fd() const { return impl_->control->fd(); }
+std::vector<int> Service::protect_fds() const { return impl_->protect_watch->fds(); }
+
+void Service::on_protect(int fd) {
+    auto& m = *impl_;
+    if (m.protect_watch->drain(fd)) m.refresh_protection();
+}
+
 std::vector<int> Service::tripwire_fds() const {
     std::vector<int> v;
     for (const auto& t : impl_->tripwires) v.push_back(t.fd);
@@ -543,7 +618,6 @@ void Service::reload() {
     std::unique_ptr<config::Config> next;
     try {
         next = std::make_unique<config::Config>(load_config(m.opts));
-        add_local_addresses(*next);
     } catch (const config::ConfigError& e) {
         for (const auto& d : e.diagnostics()) m.log.write("portsentry-nfq: reload: " + d.to_string());
         m.log.write("portsentry-nfq: reload failed: keeping the running configuration");
@@ -554,14 +628,20 @@ void Service::reload() {
     }
     auto old = std::move(m.cfg);
     m.cfg = std::move(next);
+    // Switches and the ignore list may have changed: a fresh snapshot.
+    auto old_protection = std::move(m.protection);
+    m.protection = gather(*m.cfg, m.protect_sources);
     try {
         m.apply_ruleset();
     } catch (const std::exception& e) {
         m.log.write(fmt::format("portsentry-nfq: reload: ruleset rejected ({}): keeping the running configuration",
                                 e.what()));
         m.cfg = std::move(old);
+        m.protection = std::move(old_protection);
         return;
     }
+    if (!(m.protection == old_protection))
+        m.log.write("portsentry-nfq: protected (never banned): " + protection_summary(m.protection));
     m.engine.reconfigure(*m.cfg);
     m.responder->reconfigure(*m.cfg);
     m.responder->reopen();

@@ -5,6 +5,7 @@
 
 #include <utmpx.h>
 
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,5 +52,28 @@ struct ProtectSources {
 // allows. Unreadable files contribute nothing (a host without IPv6 has no
 // /proc/net/ipv6_route).
 engine::Protection gather(const config::Config& cfg, const ProtectSources& src = {});
+
+// Tells when a protection source may have changed, so the daemon re-gathers
+// at once: an rtnetlink socket subscribed to address and route events (a new
+// DHCP/SLAAC address, a new default gateway) and inotify on resolv.conf's
+// directory (editors and resolvconf replace the file by rename) and on utmp
+// (a login or logout rewrites one record). Events only say "look again": the
+// snapshot is always rebuilt from scratch by gather().
+class ProtectWatch {
+public:
+    explicit ProtectWatch(const ProtectSources& src);  // throws std::system_error
+    ~ProtectWatch();
+    ProtectWatch(const ProtectWatch&) = delete;
+    ProtectWatch& operator=(const ProtectWatch&) = delete;
+
+    std::vector<int> fds() const;
+    // Reads everything pending on `fd` (one of fds()); true if a relevant
+    // event (or a lost one: ENOBUFS / queue overflow) was seen.
+    bool drain(int fd);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace portsentry::daemon

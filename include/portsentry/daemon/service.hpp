@@ -9,12 +9,15 @@
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/daemon.hpp"
 #include "portsentry/daemon/state.hpp"
+#include "portsentry/engine/protection.hpp"
 
 namespace portsentry::daemon {
 
 // Operator views of the ban table, shared by the daemon and the offline CLI.
 ControlReply render_list(const BanStore& store, bool json);
-ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& addr);
+// `protection` (nullable) names why an address is never banned ("protected: gateway").
+ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& addr,
+                        const engine::Protection* protection = nullptr);
 
 class Service {
 public:
@@ -24,6 +27,10 @@ public:
     int source_fd() const;
     int control_fd() const;
     std::vector<int> tripwire_fds() const;
+    // rtnetlink + inotify fds: protection sources (addresses, routes,
+    // resolv.conf, utmp) changed; on_protect(fd) re-gathers and updates @never.
+    std::vector<int> protect_fds() const;
+    void on_protect(int fd);
 
     void log_ready();
     void on_packets();
