@@ -166,6 +166,25 @@ const KeyInfo kKeys[] = {
      "Detect, log and record as with block 0, but never ban, drop or run anything "
      "(also --dry-run).",
      PS_FIELD(dry_run)},
+    // ---- protect (never ban; all on by default, legacy configs too) --------
+    {"protect.ignore_list", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Put the ignore files' prefixes in the kernel never-ban sets (@never/@never6) as well, so they pass even a ban made by hand.",
+     PS_FIELD(protect.ignore_list)},
+    {"protect.local_addresses", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Never ban this host's own addresses, followed live (a new DHCP or SLAAC address is protected at once).",
+     PS_FIELD(protect.local_addresses)},
+    {"protect.gateways", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Never ban the next hops of default routes (IPv4 and IPv6), followed live.",
+     PS_FIELD(protect.gateways)},
+    {"protect.resolvers", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Never ban the nameservers of /etc/resolv.conf, re-read when it changes.",
+     PS_FIELD(protect.resolvers)},
+    {"protect.special", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Never ban 0.0.0.0/8, loopback, link-local, multicast and broadcast addresses.",
+     PS_FIELD(protect.special)},
+    {"protect.sessions", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Never ban the remote addresses of logged-in sessions (utmp, what `who` shows), picked up within a second of the login.",
+     PS_FIELD(protect.sessions)},
 };
 
 #undef PS_FIELD

@@ -14,7 +14,7 @@ namespace portsentry::config {
 
 namespace {
 
-constexpr std::string_view kSections[] = {"tcp", "udp"};
+constexpr std::string_view kSections[] = {"tcp", "udp", "protect"};
 
 bool is_section(std::string_view s) {
     for (auto sec : kSections)

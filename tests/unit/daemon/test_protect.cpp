@@ -224,3 +224,35 @@ TEST(Gather, EachSourceHonoursItsSwitch) {
 }
 
 }  // namespace
+
+namespace {
+
+portsentry::config::LoadOptions no_ignore() {
+    portsentry::config::LoadOptions o;
+    o.load_ignore_files = false;
+    return o;
+}
+
+TEST(ProtectConfig, AllOnByDefaultIncludingLegacy) {
+    auto y = portsentry::config::parse_yaml("# nothing\n", "p.yaml", no_ignore());
+    EXPECT_TRUE(y.protect == portsentry::config::Config::Protect{});
+    EXPECT_TRUE(y.protect.gateways && y.protect.sessions && y.protect.local_addresses);
+    auto l = portsentry::config::parse_legacy("TCP_PORTS=\"1,11\"\nUDP_PORTS=\"1,7\"\nBLOCK_TCP=\"1\"\n", "p.conf", no_ignore());
+    EXPECT_TRUE(l.protect == portsentry::config::Config::Protect{});
+}
+
+TEST(ProtectConfig, EachSwitchCanBeTurnedOff) {
+    auto c = portsentry::config::parse_yaml("protect:\n  gateways: false\n  sessions: false\n", "p.yaml", no_ignore());
+    EXPECT_FALSE(c.protect.gateways);
+    EXPECT_FALSE(c.protect.sessions);
+    EXPECT_TRUE(c.protect.resolvers);
+    try {
+        portsentry::config::parse_yaml("protect:\n  gateway: false\n", "p.yaml", no_ignore());
+        FAIL() << "a misspelt switch must be an error";
+    } catch (const portsentry::config::ConfigError& e) {
+        EXPECT_NE(e.diagnostics().at(0).to_string().find("p.yaml:2"), std::string::npos)
+            << e.diagnostics().at(0).to_string();
+    }
+}
+
+}  // namespace
