@@ -23,6 +23,8 @@ set -u
 [ "$(id -u)" -eq 0 ] || { echo "run.sh: needs root (network namespaces, nft); skipping" >&2; exit 77; }
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=protect.sh
+. "$(dirname "$0")/protect.sh"
 # shellcheck source-path=SCRIPTDIR source=f2b/f2b.sh
 . "$(dirname "$0")/f2b/f2b.sh"
 trap cleanup EXIT
@@ -391,6 +393,9 @@ else
         CUR_TAG="$BACKEND/yaml --dry-run"
         write_config yaml "$RUN_TMP/dry-run-yaml"
         scenario_run "dry-run: detect, change nothing" s_dry_run
+        CUR_TAG="$BACKEND/yaml protect"
+        write_config yaml "$RUN_TMP/protect-yaml"
+        scenario_run "never ban: gateway, resolver (live)" s_protect
         lab_down
     fi
     # fail2ban both ways (f2b/f2b.sh): once, on the first backend.
