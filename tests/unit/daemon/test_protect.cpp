@@ -1,6 +1,8 @@
 // Never-ban sources: the Protection model and the parsers that feed it.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -253,6 +255,52 @@ TEST(ProtectConfig, EachSwitchCanBeTurnedOff) {
         EXPECT_NE(e.diagnostics().at(0).to_string().find("p.yaml:2"), std::string::npos)
             << e.diagnostics().at(0).to_string();
     }
+}
+
+}  // namespace
+
+namespace {
+
+// True when `fd` becomes readable within `ms`.
+bool readable(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, ms) == 1;
+}
+
+TEST(ProtectWatch, ResolvConfAndUtmpChangesAreSeenOtherFilesAreNot) {
+    char dir[] = "/tmp/ps-watch-XXXXXX";
+    ASSERT_TRUE(::mkdtemp(dir));
+    const std::string d = dir;
+    ::mkdir((d + "/run").c_str(), 0755);
+    portsentry::daemon::ProtectSources src{d + "/resolv.conf", d + "/route", d + "/ipv6_route", d + "/run/utmp"};
+    portsentry::daemon::ProtectWatch w(src);
+    auto fds = w.fds();
+    ASSERT_EQ(fds.size(), 2u);
+    const int ino = fds[1];
+
+    std::ofstream(d + "/hosts") << "192.0.2.1 other\n";  // same directory, not ours
+    if (readable(ino, 200)) {
+        EXPECT_FALSE(w.drain(ino));
+    }
+
+    // Replaced by rename, as resolvconf and editors do.
+    std::ofstream(d + "/resolv.conf.new") << "nameserver 198.51.100.53\n";
+    ASSERT_EQ(::rename((d + "/resolv.conf.new").c_str(), src.resolv_conf.c_str()), 0);
+    ASSERT_TRUE(readable(ino, 1000));
+    EXPECT_TRUE(w.drain(ino));
+    EXPECT_FALSE(readable(ino, 50)) << "drain() must consume every pending event";
+
+    // A login appends a record to utmp (created here for the first time).
+    {
+        auto u = login(USER_PROCESS, "alice", "192.0.2.10");
+        std::ofstream(src.utmp, std::ios::binary).write(reinterpret_cast<const char*>(&u), sizeof u);
+    }
+    ASSERT_TRUE(readable(ino, 1000));
+    EXPECT_TRUE(w.drain(ino));
+
+    for (const char* f : {"/hosts", "/resolv.conf", "/run/utmp"}) ::unlink((d + f).c_str());
+    ::rmdir((d + "/run").c_str());
+    ::rmdir(dir);
 }
 
 }  // namespace
