@@ -13,6 +13,7 @@
 #include "portsentry/config/config.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/daemon.hpp"
+#include "portsentry/daemon/protect.hpp"
 #include "portsentry/daemon/service.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/kernel/nft.hpp"
@@ -87,7 +88,10 @@ int offline(const Options& o, const std::vector<std::string>& w) {
         return 1;
     }
     if (verb == "list") return print_reply(render_list(store, w.size() > 1 && w[1] == "--json"));
-    if (verb == "why") return print_reply(render_why(store, cfg, w.at(1)));
+    // The daemon is down: gather the protection sources ourselves, so the
+    // answer matches what a running daemon would say.
+    const engine::Protection protection = gather(cfg);
+    if (verb == "why") return print_reply(render_why(store, cfg, w.at(1), &protection));
     auto c = net::Cidr::parse(w.at(1));
     if (!c) {
         std::cerr << "error: '" << w[1] << "' is not an IPv4/IPv6 address or CIDR\n";
@@ -108,6 +112,10 @@ int offline(const Options& o, const std::vector<std::string>& w) {
     // ban
     if (auto m = cfg.ignore.match(c->addr)) {
         std::cerr << "error: refusing to ban " << w[1] << ": it is in the ignore list (" << m->to_string() << ")\n";
+        return 1;
+    }
+    if (auto why = protection.match(c->addr)) {
+        std::cerr << "error: refusing to ban " << w[1] << ": it is protected: " << engine::to_string(*why) << "\n";
         return 1;
     }
     std::chrono::seconds bt = cfg.ban_time;

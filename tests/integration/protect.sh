@@ -10,6 +10,24 @@
 P_GW=198.51.100.254     # victim's default gateway, added while the daemon runs
 P_NS=198.51.100.53      # nameserver in the daemon's /etc/resolv.conf
 P_OTHER=198.51.100.77   # spoofed, protected by nothing
+P_SESS=198.51.100.88    # remote end of a login written to the daemon's utmp
+
+# utmp_login TYPE ADDR: appends one utmpx record (USER_PROCESS=7: a login)
+# to /run/utmp as the daemon sees it: written from
+# inside its mount namespace (its /run is an overlay), so inotify fires as it
+# would for sshd. The record layout is glibc's x86-64/aarch64 struct utmpx.
+utmp_login() {
+    nsenter -t "$DAEMON_PID" -m -- "$PY" - "$1" "$2" <<'PYEOF'
+import socket, struct, sys, time
+typ, addr = int(sys.argv[1]), socket.inet_aton(sys.argv[2])
+now = time.time()
+rec = struct.pack("<hxxi32s4s32s256shhiii16s20x", typ, 4242, b"pts/9", b"ts/9", b"lab",
+                  sys.argv[2].encode(), 0, 0, 0, int(now), 0, addr + bytes(12))
+assert len(rec) == 384, len(rec)
+with open("/run/utmp", "ab") as f:
+    f.write(rec)
+PYEOF
+}
 
 # spoof_syn SRC PORT...: one SYN per port from SRC to the victim (scapy, L3).
 spoof_syn() {
@@ -62,10 +80,24 @@ s_protect() {
     out=$(timeout 10 "${ctl[@]}" ban "$P_GW" 2>&1)
     expect "ban $P_GW is refused with the reason (got: ${out//$'\n'/ | })" grep -qF "protected: gateway" <<<"$out"
     expect_not "refused ban left no element" set_has banned "$P_GW"
+    # A login (utmp) protects its remote address within a second.
+    if utmp_login 7 "$P_SESS"; then
+        expect "session $P_SESS in set never within 1 s of the login (inotify on utmp)" \
+            wait_for 1 set_has never "$P_SESS"
+        spoof_syn "$P_SESS" 23 25
+        sleep 0.5
+        expect_not "session $P_SESS never banned" set_has banned "$P_SESS"
+        out=$(timeout 10 "${ctl[@]}" why "$P_SESS" 2>&1)
+        expect "why $P_SESS says 'protected: logged-in session' (got: ${out//$'\n'/ | })" \
+            grep -qF "$P_SESS: protected: logged-in session" <<<"$out"
+    else
+        bad "could not write a utmp record in the daemon's mount namespace"
+    fi
     # Route removed: protection follows.
     in_v ip route del default via "$P_GW" dev eth-a
     expect "gateway leaves set never within 1 s of the route removal" \
         wait_for 1 sh -c "! ip netns exec '$NS_V' nft list set inet portsentry never | grep -qF '$P_GW'"
     daemon_stop TERM
-    rm -f "$etc_up/resolv.conf"  # later daemons of this run see the host's /etc again
+    # Later daemons of this run see the host's /etc and /run again.
+    rm -f "$etc_up/resolv.conf" "$RUN_TMP/ovl/run/up/utmp"
 }
