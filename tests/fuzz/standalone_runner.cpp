@@ -38,7 +38,7 @@ bool replay(const fs::path& p) {
     }
     const size_t n = content.size();
     std::unique_ptr<uint8_t[]> buf(new uint8_t[n ? n : 1]);
-    std::memcpy(buf.get(), content.data(), n);
+    if (n > 0) std::memcpy(buf.get(), content.data(), n);  // data() may be null when empty
     // libFuzzer passes a null-free pointer even for empty inputs; so do we.
     LLVMFuzzerTestOneInput(buf.get(), n);
     return true;
