@@ -127,12 +127,7 @@ int offline(const Options& o, const std::vector<std::string>& w) {
     kernel::BanElement e{*c, std::nullopt};
     if (bt.count() > 0) e.timeout = bt;
     if (nft.table_exists()) nft.add_bans({e});
-    auto& rec = store.upsert(*c);
-    if (rec.first_seen == 0) rec.first_seen = now;
-    rec.last_seen = now;
-    rec.origin = origin;
-    rec.count += 1;
-    rec.expires = bt.count() > 0 ? now + bt.count() : 0;
+    store.record_ban(*c, origin, now, bt.count());
     store.save();
     std::cout << "banned " << c->to_string() << " (daemon not running: recorded in " << cfg.state_file
               << ", restored on start)\n";

@@ -94,6 +94,16 @@ BanRecord& BanStore::upsert(const net::Cidr& prefix) {
     return r;
 }
 
+BanRecord& BanStore::record_ban(const net::Cidr& prefix, const std::string& origin, int64_t now, int64_t duration) {
+    auto& r = upsert(prefix);
+    if (r.first_seen == 0) r.first_seen = now;
+    r.last_seen = now;
+    r.origin = origin;
+    r.count += 1;
+    r.expires = duration > 0 ? now + duration : 0;
+    return r;
+}
+
 const BanRecord* BanStore::find(const net::Cidr& prefix) const {
     auto it = records_.find(prefix);
     return it == records_.end() ? nullptr : &it->second;

@@ -48,6 +48,9 @@ public:
     void save() const;
 
     BanRecord& upsert(const net::Cidr& prefix);
+    // One more ban of `prefix` at `now` lasting `duration` seconds (0 =
+    // permanent): first_seen kept, count incremented, origin/expiry updated.
+    BanRecord& record_ban(const net::Cidr& prefix, const std::string& origin, int64_t now, int64_t duration);
     const BanRecord* find(const net::Cidr& prefix) const;
     // Most specific active record covering `a`.
     const BanRecord* covering(const net::IpAddr& a, int64_t now) const;

@@ -137,3 +137,15 @@ TEST(Control, RequestReplyRoundTripAndNoDaemon) {
     EXPECT_EQ(r->status, 1);
     EXPECT_EQ(r->text, "error: refusing\n");
 }
+
+TEST(BanStore, RecordBanCountsKeepsFirstSeenAndSetsExpiry) {
+    BanStore s("/nonexistent/state");
+    s.record_ban(cidr("192.0.2.1"), "detector", 100, 3600);
+    auto& r = s.record_ban(cidr("192.0.2.1"), "admin", 200, 0);
+    EXPECT_EQ(r.first_seen, 100);
+    EXPECT_EQ(r.last_seen, 200);
+    EXPECT_EQ(r.count, 2u);
+    EXPECT_EQ(r.origin, "admin");
+    EXPECT_EQ(r.expires, 0);  // permanent
+    EXPECT_EQ(s.record_ban(cidr("192.0.2.2"), "fail2ban", 50, 10).expires, 60);
+}
