@@ -124,6 +124,12 @@ struct Service::Impl {
     engine::Protection protection;
     ProtectSources protect_sources;
     std::unique_ptr<ProtectWatch> protect_watch;
+    // Route churn (a router learning a full table) can send thousands of
+    // events a second: re-gather at most every kProtectMinGap, and let the
+    // 1 s tick pick up what was deferred, so a change lands within a second.
+    static constexpr std::chrono::milliseconds kProtectMinGap{200};
+    engine::TimePoint protect_last{};
+    bool protect_dirty = false;
     // UDP replies go to an unverified source address: a global cap keeps a
     // spoofed flood from turning PORT_BANNER into a reflection amplifier.
     actions::TokenBucket udp_banner_bucket{20, 10};
@@ -151,6 +157,8 @@ struct Service::Impl {
     // (one batch) and logs the new summary. The engine sees the new snapshot
     // at once (same object).
     void refresh_protection() {
+        protect_dirty = false;
+        protect_last = engine::Clock::now();
         auto next = gather(*cfg, protect_sources);
         if (next == protection) return;
         if (!opts.no_ruleset) {
@@ -559,7 +567,8 @@ std::vector<int> Service::protect_fds() const { return impl_->protect_watch->fds
 
 void Service::on_protect(int fd) {
     auto& m = *impl_;
-    if (m.protect_watch->drain(fd)) m.refresh_protection();
+    if (m.protect_watch->drain(fd)) m.protect_dirty = true;
+    if (m.protect_dirty && engine::Clock::now() - m.protect_last >= Impl::kProtectMinGap) m.refresh_protection();
 }
 
 std::vector<int> Service::tripwire_fds() const {
@@ -595,6 +604,7 @@ void Service::on_tick_children() { impl_->responder->reap(); }
 void Service::on_tick() {
     auto& m = *impl_;
     m.responder->reap();
+    if (m.protect_dirty) m.refresh_protection();
     if (!m.store.expire(wall_now()).empty()) m.state_dirty = true;
     m.save_state();
     // Someone flushed the ruleset (`nft flush ruleset`, a reload of
