@@ -16,6 +16,11 @@
 // CPU 1. Each reader counts verdicts for SECONDS, starting 0.5 s after its
 // first packet. With fail-open, what a reader cannot keep up with is
 // accepted by the kernel, so "offered" exceeds both rates.
+//
+// Third contender, the ratio: the same flood dropped by a plain nft
+// rule (`tcp dport 9 counter drop` in an input chain ahead of the NFQUEUE
+// rule), no userspace at all; its rate is the rule's counter over the same
+// window. NfQueue / nft-drop is "queued-probe throughput vs a plain drop".
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -217,6 +222,38 @@ Result round_ours(const Env& e, ps::SourceCounters* total) {
     return res;
 }
 
+// Packets counted by the plain drop rule so far (`nft list table` text).
+double drop_counter() {
+    Child c = spawn({"nft", "list", "table", "inet", "psdrop"}, true);
+    std::string out = read_all(c.out);
+    close(c.out);
+    wait_for(c.pid);
+    auto at = out.find("packets ");
+    return at == std::string::npos ? -1 : std::atof(out.c_str() + at + 8);
+}
+
+Result round_nft_drop(const Env& e) {
+    // Priority -10: ahead of iptables-nft's INPUT chain (0), so the queue
+    // rule never sees these packets.
+    Child n = spawn({"nft", "add table inet psdrop { chain c { type filter hook input priority -10; "
+                     "tcp dport 9 counter drop; }; }"},
+                    false);
+    if (wait_for(n.pid) != 0) {
+        std::fprintf(stderr, "bench_queue: cannot load the plain drop rule\n");
+        std::exit(1);
+    }
+    Child g = start_generator(e);
+    usleep(static_cast<useconds_t>(kWarmup * 1e6));
+    double t0 = now(), c0 = drop_counter();
+    usleep(static_cast<useconds_t>(e.seconds * 1e6));
+    double t1 = now(), c1 = drop_counter();
+    Result res;
+    res.pps = c0 < 0 || c1 < 0 ? 0 : (c1 - c0) / (t1 - t0);
+    res.offered = offered(g);
+    must({"nft", "delete", "table", "inet", "psdrop"});
+    return res;
+}
+
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
     return v.empty() ? 0 : v[v.size() / 2];
@@ -268,9 +305,13 @@ int main(int argc, char** argv) {
                 rounds, e.seconds);
     std::printf("%-6s %-10s %12s %12s %16s\n", "round", "reader", "verdicts/s", "offered/s",
                 "verdicts/cpu-s");
-    std::vector<double> bare, ours, bare_cap, ours_cap;
+    std::vector<double> bare, ours, bare_cap, ours_cap, drop;
     ps::SourceCounters total;
     for (int r = 0; r < rounds; ++r) {
+        Result d = round_nft_drop(e);
+        drop.push_back(d.pps);
+        std::printf("%-6d %-10s %12.0f %12.0f %16s\n", r + 1, "nft-drop", d.pps, d.offered, "-");
+        std::fflush(stdout);
         for (int k = 0; k < 2; ++k) {
             bool bare_turn = (r + k) % 2 == 0;  // alternate who goes first
             Result res = bare_turn ? round_bare(e) : round_ours(e, &total);
@@ -286,6 +327,9 @@ int main(int argc, char** argv) {
                 mb > 0 ? mo / mb : 0.0);
     std::printf("median verdicts/cpu-s: nfq_bare %.0f  NfQueue %.0f  ratio %.2f\n", cb, co,
                 cb > 0 ? co / cb : 0.0);
+    double md = median(drop);
+    std::printf("median packets/s:      nft-drop %.0f  NfQueue %.0f  ratio %.2f (queued / plain drop)\n", md,
+                mo, md > 0 ? mo / md : 0.0);
     std::printf("NfQueue counters (all rounds): received %llu verdicts %llu default %llu "
                 "overruns(id gaps) %llu send_errors %llu\n",
                 static_cast<unsigned long long>(total.received),
