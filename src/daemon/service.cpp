@@ -322,12 +322,7 @@ struct Service::Impl {
             }
             if (p.d.outcome == engine::Decision::Outcome::reported) {
                 if (p.d.ban && ban_error.empty()) {
-                    auto& rec = store.upsert(net::Cidr::host(p.pkt.src));
-                    if (rec.first_seen == 0) rec.first_seen = now;
-                    rec.origin = "detector";
-                    rec.last_seen = now;
-                    rec.count += 1;
-                    rec.expires = p.d.ban_time.count() > 0 ? now + p.d.ban_time.count() : 0;
+                    auto& rec = store.record_ban(net::Cidr::host(p.pkt.src), "detector", now, p.d.ban_time.count());
                     rec.last_port = p.pkt.dport;
                     rec.last_proto = p.pkt.proto == net::L4::tcp ? "TCP" : "UDP";
                     rec.last_type = engine::scan_name(p.d.type, p.pkt.tcp_flags);
@@ -435,12 +430,7 @@ ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::c
     if (bt.count() > 0) e.timeout = bt;
     nft.add_bans({e});
     const int64_t now = wall_now();
-    auto& rec = store.upsert(*c);
-    if (rec.first_seen == 0) rec.first_seen = now;
-    rec.last_seen = now;
-    rec.origin = origin;
-    rec.count += 1;
-    rec.expires = bt.count() > 0 ? now + bt.count() : 0;
+    store.record_ban(*c, origin, now, bt.count());
     state_dirty = true;
     save_state();
     if (c->prefix == c->addr.bits()) {
