@@ -9,6 +9,7 @@
 #include <chrono>
 #include <ctime>
 #include <fmt/format.h>
+#include <map>
 #include <random>
 #include <sstream>
 #include <system_error>
@@ -301,13 +302,23 @@ struct Service::Impl {
                 if (p.d.ban_time.count() > 0) e.timeout = p.d.ban_time;
                 bans.push_back(e);
             }
-        std::string ban_error;
+        // One batch for the whole burst; if the kernel refuses it, retry each
+        // element alone so one bad element (a full set, a covering prefix)
+        // is reported against its own host only (re-adding is harmless).
+        std::map<net::IpAddr, std::string> ban_failed;
         if (!bans.empty()) {
             try {
                 nft.add_bans(bans);
-            } catch (const std::exception& e) {
-                ++ban_errors;
-                ban_error = e.what();
+            } catch (const std::exception& batch) {
+                for (const auto& b : bans) {
+                    try {
+                        if (bans.size() == 1) throw;
+                        nft.add_bans({b});
+                    } catch (const std::exception& e) {
+                        ++ban_errors;
+                        ban_failed[b.prefix.addr] = e.what();
+                    }
+                }
             }
         }
         for (const auto& p : pending) {
@@ -320,6 +331,8 @@ struct Service::Impl {
                                       p.pkt.dport));
                 continue;
             }
+            auto failed = ban_failed.find(p.pkt.src);
+            const std::string ban_error = failed == ban_failed.end() ? std::string() : failed->second;
             if (p.d.outcome == engine::Decision::Outcome::reported) {
                 if (p.d.ban && ban_error.empty()) {
                     auto& rec = store.record_ban(net::Cidr::host(p.pkt.src), "detector", now, p.d.ban_time.count());
