@@ -34,7 +34,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PKT_LEN 40
+#include "syn_packet.h"
+
+#define PKT_LEN SYN_PKT_LEN
 #define BAN_WAIT_MS 1000 /* a ban slower than this counts as missed */
 
 static void die(const char *what) {
@@ -46,45 +48,6 @@ static double now_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t n) {
-    for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum) {
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-/* IPv4 + TCP SYN, valid checksums (the victim's stack would drop a bad one
- * before the input hook, and the probe would never be queued). */
-static void build_syn(uint8_t *p, uint32_t src_be, uint32_t dst_be, uint16_t sport, uint16_t dport) {
-    memset(p, 0, PKT_LEN);
-    p[0] = 0x45;
-    p[3] = PKT_LEN;
-    p[8] = 64;
-    p[9] = IPPROTO_TCP;
-    memcpy(&p[12], &src_be, 4);
-    memcpy(&p[16], &dst_be, 4);
-    uint16_t ipsum = csum_fold(csum_add(0, p, 20));
-    p[10] = (uint8_t)(ipsum >> 8);
-    p[11] = (uint8_t)ipsum;
-    uint8_t *t = p + 20;
-    t[0] = (uint8_t)(sport >> 8);
-    t[1] = (uint8_t)sport;
-    t[2] = (uint8_t)(dport >> 8);
-    t[3] = (uint8_t)dport;
-    t[7] = 1; /* seq */
-    t[12] = 5 << 4;
-    t[13] = 0x02; /* SYN */
-    t[14] = 0xff;
-    t[15] = 0xff;
-    uint32_t sum = csum_add(0, &p[12], 8) + IPPROTO_TCP + 20;
-    uint16_t tsum = csum_fold(csum_add(sum, t, 20));
-    t[16] = (uint8_t)(tsum >> 8);
-    t[17] = (uint8_t)tsum;
 }
 
 static void enter(const char *netns) {
@@ -174,7 +137,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < count; ++i) {
         uint32_t src = htonl(ntohl(first.s_addr) + (uint32_t)i);
         uint8_t pkt[PKT_LEN];
-        build_syn(pkt, src, dst.s_addr, (uint16_t)(20000 + i % 40000), dport);
+        build_syn(pkt, src, dst.s_addr, (uint16_t)(20000 + i % 40000), dport, 1);
         struct match m = {src, 0};
         double t0 = now_us();
         if (sendto(raw, pkt, PKT_LEN, 0, (struct sockaddr *)&to, sizeof to) != PKT_LEN) die("sendto");

@@ -18,50 +18,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "syn_packet.h"
+
 #define BATCH 64
-#define PKT_LEN 40
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t n) {
-    for (size_t i = 0; i + 1 < n; i += 2) sum += (uint32_t)(p[i] << 8 | p[i + 1]);
-    return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum) {
-    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
-/* IPv4 (20 bytes) + TCP SYN (20 bytes), both checksums valid. */
-static void build_syn(uint8_t *p, struct in_addr src, struct in_addr dst, uint16_t sport,
-                      uint16_t dport, uint32_t seq) {
-    memset(p, 0, PKT_LEN);
-    p[0] = 0x45;
-    p[3] = PKT_LEN;
-    p[8] = 64;
-    p[9] = IPPROTO_TCP;
-    memcpy(&p[12], &src, 4);
-    memcpy(&p[16], &dst, 4);
-    uint16_t ipsum = csum_fold(csum_add(0, p, 20));
-    p[10] = (uint8_t)(ipsum >> 8);
-    p[11] = (uint8_t)ipsum;
-    uint8_t *t = p + 20;
-    t[0] = (uint8_t)(sport >> 8);
-    t[1] = (uint8_t)sport;
-    t[2] = (uint8_t)(dport >> 8);
-    t[3] = (uint8_t)dport;
-    t[4] = (uint8_t)(seq >> 24);
-    t[5] = (uint8_t)(seq >> 16);
-    t[6] = (uint8_t)(seq >> 8);
-    t[7] = (uint8_t)seq;
-    t[12] = 5 << 4;
-    t[13] = 0x02; /* SYN */
-    t[14] = 0xff;
-    t[15] = 0xff;
-    uint32_t sum = csum_add(0, &p[12], 8) + IPPROTO_TCP + 20;
-    uint16_t tsum = csum_fold(csum_add(sum, t, 20));
-    t[16] = (uint8_t)(tsum >> 8);
-    t[17] = (uint8_t)tsum;
-}
+#define PKT_LEN SYN_PKT_LEN
 
 static double now(void) {
     struct timespec ts;
@@ -105,7 +65,7 @@ int main(int argc, char **argv) {
     double end = now() + seconds;
     while (now() < end) {
         for (int i = 0; i < BATCH; ++i, ++n)
-            build_syn(pkts[i], src, dst, (uint16_t)(1024 + n % 64000), dport, n);
+            build_syn(pkts[i], src.s_addr, dst.s_addr, (uint16_t)(1024 + n % 64000), dport, (uint32_t)n);
         int r = sendmmsg(s, msgs, BATCH, 0);
         if (r < 0) {
             ++errors; /* ENOBUFS under load: keep going */
