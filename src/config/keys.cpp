@@ -146,6 +146,16 @@ const KeyInfo kKeys[] = {
      "Maximum number of addresses in each kernel ban set (nft set size); a full set "
      "is logged and counted.",
      PS_FIELD(ban_set_size)},
+    {"ban_rate_per_second", "", ValueKind::integer, "20", nullptr, 0, 100000, false,
+     "At most this many new bans per second (0 = no cap). Beyond it probes are still "
+     "dropped and detections logged and counted, but not banned, so a random-source "
+     "spoofed flood cannot fill the ban set. Classic-mode TCP connects are exempt: a "
+     "completed handshake cannot be spoofed.",
+     PS_FIELD(ban_rate_per_second)},
+    {"ban_rate_per_prefix_per_minute", "", ValueKind::integer, "16", nullptr, 0, 100000, false,
+     "At most this many new bans per minute inside one IPv4 /24 or IPv6 /48 "
+     "(0 = no cap), so spoofed sources cannot ban a whole neighbouring network.",
+     PS_FIELD(ban_rate_per_prefix_per_minute)},
     {"max_tracked_sources", "", ValueKind::integer, "100000", nullptr, 1, kU32Max, false,
      "Per-source scan state kept in memory; least recently seen sources are "
      "forgotten first, so a random-source flood cannot exhaust memory.",

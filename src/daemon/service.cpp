@@ -283,6 +283,7 @@ struct Service::Impl {
         }
         auto d = engine.on_probe(r.pkt, true, engine::Clock::now());
         if (d.outcome == engine::Decision::Outcome::reported ||
+            d.outcome == engine::Decision::Outcome::rate_limited ||
             ((d.outcome == engine::Decision::Outcome::already_blocked ||
               d.outcome == engine::Decision::Outcome::protected_addr) &&
              !d.log_suppressed))
@@ -331,6 +332,19 @@ struct Service::Impl {
                                       p.pkt.dport));
                 continue;
             }
+            if (p.d.outcome == engine::Decision::Outcome::rate_limited) {
+                // Dropped and logged, not banned: the Log's own token bucket
+                // keeps a spoofed flood from flooding syslog.
+                const char* proto = p.pkt.proto == net::L4::tcp ? "TCP" : "UDP";
+                log.write(fmt::format("attackalert: {} from host: {}/{} to {} port: {}: not banned (ban rate "
+                                      "limit reached)",
+                                      engine::scan_name(p.d.type, p.pkt.tcp_flags), p.pkt.src.to_string(),
+                                      p.pkt.src.to_string(), proto, p.pkt.dport));
+                continue;
+            }
+            if (p.d.outcome != engine::Decision::Outcome::reported &&
+                p.d.outcome != engine::Decision::Outcome::already_blocked)
+                continue;  // tripwire decisions can be ignored / protected / not watched
             auto failed = ban_failed.find(p.pkt.src);
             const std::string ban_error = failed == ban_failed.end() ? std::string() : failed->second;
             if (p.d.outcome == engine::Decision::Outcome::reported) {
@@ -407,8 +421,8 @@ ControlReply Service::Impl::cmd_status() {
     s += fmt::format("bans: {} active\n", active);
     s += fmt::format("packets: {} received, {} verdicts, {} default verdicts, {} parse errors, {} enobufs\n",
                      sc.received, sc.verdicts, sc.default_verdicts, parse_errors, sc.enobufs);
-    s += fmt::format("engine: {} probes, {} reported, {} already blocked, {} ignored, {} tracked sources, {} evicted\n",
-                     c.packets, c.reported, c.already_blocked, c.ignored, engine.tracked_sources(), c.evictions);
+    s += fmt::format("engine: {} probes, {} reported, {} rate-limited (not banned), {} already blocked, {} ignored, {} tracked sources, {} evicted\n",
+                     c.packets, c.reported, c.rate_limited, c.already_blocked, c.ignored, engine.tracked_sources(), c.evictions);
     s += fmt::format("protected: {} probes from protected sources; {}\n", c.protected_hits,
                      protection_summary(protection));
     s += fmt::format("ban errors: {}\n", ban_errors);

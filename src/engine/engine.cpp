@@ -60,11 +60,13 @@ Decision Engine::on_probe(const net::Packet& p, bool watched, TimePoint now) noe
 Decision Engine::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t /*port*/,
                              TimePoint now) noexcept {
     const ScanType t = proto == net::L4::udp ? ScanType::udp_tripwire : ScanType::tcp_connect;
-    return decide(src, proto, t, false, true, now);
+    // A completed TCP handshake proves the source: exempt from the ban-rate
+    // caps (DESIGN.md §7). A UDP datagram proves nothing.
+    return decide(src, proto, t, false, true, now, proto == net::L4::tcp);
 }
 
 Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type,
-                        bool ip_options, bool watched, TimePoint now) noexcept {
+                        bool ip_options, bool watched, TimePoint now, bool proven) noexcept {
     const config::Config& cfg = *cfg_;
     ++counters_.packets;
 
@@ -146,7 +148,15 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
         return finish(Decision::Outcome::counting, verdict);
     }
 
-    // The trigger fired: report and choose the responses (DESIGN §4).
+    // The trigger fired. A response beyond the ban-rate caps is withheld:
+    // the probe is still dropped and the detection logged, but the source is
+    // not marked blocked, so a real scanner is banned once a slot frees up.
+    if (d.block != 0 && !proven && !take_ban_slot(src, now)) {
+        ++counters_.rate_limited;
+        st.count = 0;
+        table_.settle(idx);
+        return finish(Decision::Outcome::rate_limited, verdict);
+    }
     ++counters_.reported;
     st.count = 0;  // a host reported again after its ban expired starts from zero
     st.already_logged = false;
@@ -165,6 +175,44 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     }
     table_.settle(idx);
     return finish(Decision::Outcome::reported, verdict);
+}
+
+bool Engine::take_ban_slot(const net::IpAddr& src, TimePoint now) noexcept {
+    const config::Config& cfg = *cfg_;
+    if (cfg.ban_rate_per_second > 0) {
+        if (now - ban_second_start_ >= std::chrono::seconds(1)) {
+            ban_second_start_ = now;
+            bans_this_second_ = 0;
+        }
+        if (bans_this_second_ >= cfg.ban_rate_per_second) return false;
+    }
+    if (cfg.ban_rate_per_prefix_per_minute > 0) {
+        net::IpAddr prefix = src;  // /24 or /48: what one operator's network spans
+        const size_t keep = src.is_v4() ? 3 : 6;
+        for (size_t i = keep; i < prefix.bytes.size(); ++i) prefix.bytes[i] = 0;
+        auto it = ban_prefixes_.find(prefix);
+        if (it != ban_prefixes_.end() && now - it->second.start >= std::chrono::minutes(1)) {
+            it->second = {now, 0};
+        }
+        if (it == ban_prefixes_.end()) {
+            if (ban_prefixes_.size() >= ban_prefix_max_entries) {
+                std::erase_if(ban_prefixes_,
+                              [&](const auto& kv) { return now - kv.second.start >= std::chrono::minutes(1); });
+                // Every slot is a live prefix: more distinct prefixes than the
+                // global cap could ever ban in a minute; refuse rather than grow.
+                if (ban_prefixes_.size() >= ban_prefix_max_entries) return false;
+            }
+            try {
+                it = ban_prefixes_.emplace(prefix, PrefixWindow{now, 0}).first;
+            } catch (...) {
+                return false;
+            }
+        }
+        if (it->second.bans >= cfg.ban_rate_per_prefix_per_minute) return false;
+        ++it->second.bans;
+    }
+    if (cfg.ban_rate_per_second > 0) ++bans_this_second_;
+    return true;
 }
 
 bool Engine::protected_log_due(const net::IpAddr& src, TimePoint now) noexcept {

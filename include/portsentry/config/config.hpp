@@ -74,6 +74,11 @@ struct Config {
     uint16_t queue_num = 0;
     uint16_t nflog_group = 5;
     uint32_t ban_set_size = 65536;        // explicit nft set size
+    // Caps on NEW bans (DESIGN.md §7, "under attack"): spoofed probes must not
+    // fill the ban set or ban whole networks. 0 = no cap. Handshake-proven
+    // (classic TCP tripwire) bans are exempt.
+    unsigned ban_rate_per_second = 20;
+    unsigned ban_rate_per_prefix_per_minute = 16;  // per IPv4 /24 or IPv6 /48
     size_t max_tracked_sources = 100000;  // engine per-source state cap (LRU)
 
     std::string hosts_deny_file = "/etc/hosts.deny";

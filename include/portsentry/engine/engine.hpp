@@ -50,6 +50,7 @@ struct Decision {
         reported,         // trigger fired: log attackalert, write history/blocked, respond
         already_blocked,  // source already reported/blocked: "already blocked Ignoring"
         protected_addr,   // source is protected (never ban): accept, log "protected: <reason>"
+        rate_limited,     // trigger fired but a ban-rate cap was reached: drop, log, no response
     } outcome = Outcome::not_watched;
     int block = 0;           // effective BLOCK_* of the protocol (0 when dry_run); always set
     // Set only when outcome == reported (the responses to run now):
@@ -76,7 +77,11 @@ struct Counters {
     uint64_t log_suppressed = 0;  // already_blocked lines rate-limited away
     uint64_t protected_hits = 0;  // probes from protected sources (never banned)
     uint64_t protected_log_suppressed = 0;  // "protected" lines rate-limited away
+    uint64_t rate_limited = 0;    // detections not banned: ban_rate_* cap reached
 };
+
+// Bounded memory for the per-prefix ban cap under a flood of random prefixes.
+inline constexpr size_t ban_prefix_max_entries = 4096;
 
 // One "already blocked" line per source per this interval; the rest are counted.
 inline constexpr std::chrono::seconds already_blocked_log_interval{60};
@@ -137,14 +142,24 @@ public:
 
 private:
     Decision decide(const net::IpAddr& src, net::L4 proto, ScanType type, bool ip_options,
-                    bool watched, TimePoint now) noexcept;
+                    bool watched, TimePoint now, bool proven = false) noexcept;
 
     bool protected_log_due(const net::IpAddr& src, TimePoint now) noexcept;
+    // Takes one new-ban slot (global per second, per /24 or /48 per minute);
+    // false when a cap is reached.
+    bool take_ban_slot(const net::IpAddr& src, TimePoint now) noexcept;
 
     const config::Config* cfg_;
     const Protection* protection_ = nullptr;
     bool kill_route_builtin_ = false;  // cached cfg_->kill_route_is_builtin()
     std::unordered_map<net::IpAddr, TimePoint, net::IpAddrHash> protected_logged_;
+    TimePoint ban_second_start_{};
+    unsigned bans_this_second_ = 0;
+    struct PrefixWindow {
+        TimePoint start;
+        unsigned bans;
+    };
+    std::unordered_map<net::IpAddr, PrefixWindow, net::IpAddrHash> ban_prefixes_;
     detail::SourceTable table_;
     Counters counters_;
 };

@@ -1,0 +1,71 @@
+#!/bin/bash
+# Spoofed random-source SYN flood at closed ports (hping3 --rand-source, 20 s):
+# the ban set stays within the configured ban-rate cap, the daemon stays up
+# with bounded memory, and a friend's HTTP traffic keeps flowing.
+# Run as root: tests/integration/flood.sh [BINARY]; prints the figures.
+set -u
+[ "$(id -u)" -eq 0 ] || { echo "flood.sh: needs root; skipping" >&2; exit 77; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+BIN=${1:-$SRC_ROOT/build/portsentry-nfq}
+CUR_TAG=flood
+SECS=${FLOOD_SECONDS:-20}
+RATE=20  # ban_rate_per_second below
+
+s_flood() {
+    local dir=$RUN_TMP/flood out
+    mkdir -p "$dir"
+    printf '%s\n' 203.0.113.0/24 2001:db8:2::/64 >"$dir/portsentry.ignore"
+    cat >"$dir/portsentry.yaml" <<CONF
+tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}
+udp: {mode: off}
+kill_route: nft-set
+ignore_file: "$dir/portsentry.ignore"
+history_file: "$dir/portsentry.history"
+blocked_file: "$dir/portsentry.blocked"
+state_file: "$dir/portsentry-nfq.state"
+control_socket: "$dir/portsentry-nfq.sock"
+ban_rate_per_second: $RATE
+ban_rate_per_prefix_per_minute: 16
+ban_time: 1h
+CONF
+    daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not start"; return; }
+    # Friend: one HTTP request every 50 ms for the whole flood.
+    in_f bash -c "ok=0; n=0; end=\$((SECONDS + $SECS)); while [ \$SECONDS -lt \$end ]; do
+        n=\$((n+1)); curl -s -o /dev/null --max-time 2 http://$V_F4:8080/ && ok=\$((ok+1)); sleep 0.05; done
+        echo \$ok \$n" >"$dir/friend.out" 2>/dev/null &
+    local friend=$!
+    local t0=$SECONDS
+    # hping3 --flood prints its count on exit (SIGINT).
+    in_a timeout -s INT "$SECS" hping3 --flood --rand-source -S -p ++1 "$V_A4" >"$dir/hping.out" 2>&1
+    local secs=$((SECONDS - t0))
+    wait "$friend"
+    local sent bans rss ok n
+    sent=$(sed -n 's/^\([0-9]\+\) packets transmitted.*/\1/p' "$dir/hping.out")
+    bans=$(in_v nft list set inet portsentry banned | tr ',{}' '\n' | grep -cE '^\s*[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+')
+    rss=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status" 2>/dev/null)
+    read -r ok n <"$dir/friend.out"
+    out=$(in_v timeout 10 "$BIN" status --control-socket "$dir/portsentry-nfq.sock" 2>&1)
+    local limited
+    limited=$(printf '%s\n' "$out" | sed -n 's/.* \([0-9]\+\) rate-limited.*/\1/p')
+    say "    flood: ${sent:-?} packets sent in ${secs}s, $bans bans, ${limited:-?} rate-limited detections, peak RSS ${rss:-?} kB, friend $ok/$n HTTP ok"
+    echo "flood: hping3 --flood --rand-source -S ${secs}s: sent=${sent:-?} bans=$bans rate_limited=${limited:-?} peak_rss_kb=${rss:-?} friend_ok=$ok/$n" >>"$IT_DIR/last-results.txt"
+    expect "daemon alive after the flood" kill -0 "$DAEMON_PID"
+    expect_ge "flood really happened (packets sent)" "${sent:-0}" 10000
+    # The cap allows RATE bans per second (+1 second of slack for the window edges).
+    if [ "$bans" -le $((RATE * (secs + 1))) ]; then ok "bans $bans <= cap $((RATE * (secs + 1)))"; else bad "bans $bans > cap $((RATE * (secs + 1)))"; fi
+    expect_ge "detections beyond the cap were counted" "${limited:-0}" 1
+    if [ -n "$rss" ] && [ "$rss" -lt 200000 ]; then ok "peak RSS ${rss} kB < 200 MB"; else bad "peak RSS ${rss:-?} kB"; fi
+    if [ "$n" -gt 0 ] && [ $((ok * 100)) -ge $((n * 99)) ]; then ok "friend HTTP success $ok/$n >= 99%"; else bad "friend HTTP success $ok/$n < 99%"; fi
+    daemon_stop TERM
+}
+
+lab_up || exit 1
+mkdir -p "$RUN_TMP/www"
+start_service 8080 || exit 1
+scenario_run "rand-source SYN flood: capped bans" s_flood
+printf '%s\n' "${SUMMARY[@]}"
+exit "$FAILED"
