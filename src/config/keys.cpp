@@ -112,6 +112,19 @@ const KeyInfo kKeys[] = {
      "How long a ban lasts; repeat offenders are banned longer. 0 = permanent "
      "(portsentry 1.2 behaviour, the default for legacy configs).",
      PS_FIELD(ban_time)},
+    {"ban_time_factor", "", ValueKind::integer, "4", nullptr, 1, 1000, false,
+     "Repeat offenders: each new ban of the same address (or /64) lasts this many "
+     "times the previous one, up to ban_time_max. 1 = every ban lasts ban_time. "
+     "Offences are remembered for ban_time_max after a ban ends, across restarts.",
+     PS_FIELD(ban_time_factor)},
+    {"ban_time_max", "", ValueKind::duration, "30d", nullptr, 1, 10 * 365 * kDay, false,
+     "Longest ban escalation reaches (a ban_time above it is kept as is).",
+     PS_FIELD(ban_time_max)},
+    {"ipv6_aggregate_after", "", ValueKind::integer, "3", nullptr, 0, 65536, false,
+     "Once this many addresses inside one IPv6 /64 are banned, ban the whole /64 "
+     "and drop the single bans (an IPv6 host can hop across its /64 at will). "
+     "Never done over a protected address. 0 = never aggregate.",
+     PS_FIELD(ipv6_aggregate_after)},
     {"kill_hosts_deny", "KILL_HOSTS_DENY", ValueKind::deny_line, "\"\"", nullptr, 0, 0, false,
      "Line appended to hosts_deny_file on a ban (block 1), with $TARGET$ and $PORT$ "
      "expanded; must contain $TARGET$. \"\" = do not touch hosts.deny.",
@@ -143,8 +156,8 @@ const KeyInfo kKeys[] = {
      "NFLOG group for nflog.",
      PS_FIELD(nflog_group)},
     {"ban_set_size", "", ValueKind::integer, "65536", nullptr, 1, kU32Max, false,
-     "Maximum number of addresses in each kernel ban set (nft set size); a full set "
-     "is logged and counted.",
+     "Maximum number of bans in each kernel ban set (nft set size). When a set is "
+     "full the oldest ban is evicted to make room, logged and counted.",
      PS_FIELD(ban_set_size)},
     {"ban_rate_per_second", "", ValueKind::integer, "20", nullptr, 0, 100000, false,
      "At most this many new bans per second (0 = no cap). Beyond it probes are still "

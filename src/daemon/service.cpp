@@ -20,6 +20,7 @@
 #include "portsentry/daemon/protect.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/engine/engine.hpp"
+#include "portsentry/engine/policy.hpp"
 #include "portsentry/kernel/nflog.hpp"
 #include "portsentry/kernel/nfqueue.hpp"
 #include "portsentry/kernel/nft.hpp"
@@ -137,6 +138,11 @@ struct Service::Impl {
     bool state_dirty = false;
     uint64_t parse_errors = 0;
     uint64_t ban_errors = 0;
+    uint64_t ban_evictions = 0;   // bans evicted from a full set
+    uint64_t aggregations = 0;    // IPv6 /64s banned in place of their hosts
+    // A full set evicts one ban per try; a few tries cover elements that are
+    // in the set but not in our table (added by hand with nft).
+    static constexpr int kMaxEvictTries = 4;
     std::time_t started = std::time(nullptr);
 
     struct Pending {
@@ -296,32 +302,24 @@ struct Service::Impl {
     void flush_pending() {
         if (pending.empty()) return;
         const int64_t now = wall_now();
+        const auto steady = engine::Clock::now();
         std::vector<kernel::BanElement> bans;
-        for (const auto& p : pending)
+        for (auto& p : pending)
             if (p.d.outcome == engine::Decision::Outcome::reported && p.d.ban) {
-                kernel::BanElement e{net::Cidr::host(p.pkt.src), std::nullopt};
-                if (p.d.ban_time.count() > 0) e.timeout = p.d.ban_time;
+                const auto host = net::Cidr::host(p.pkt.src);
+                // Repeat offenders: the engine asked for ban_time; the ban
+                // table remembers earlier offences across restarts.
+                const auto bt = next_ban_time(host, p.d.ban_time);
+                if (bt != p.d.ban_time) {
+                    p.d.ban_time = bt;
+                    engine.mark_blocked(p.pkt.src, steady, steady + bt);
+                }
+                kernel::BanElement e{host, std::nullopt};
+                if (bt.count() > 0) e.timeout = bt;
                 bans.push_back(e);
             }
-        // One batch for the whole burst; if the kernel refuses it, retry each
-        // element alone so one bad element (a full set, a covering prefix)
-        // is reported against its own host only (re-adding is harmless).
-        std::map<net::IpAddr, std::string> ban_failed;
-        if (!bans.empty()) {
-            try {
-                nft.add_bans(bans);
-            } catch (const std::exception& batch) {
-                for (const auto& b : bans) {
-                    try {
-                        if (bans.size() == 1) throw;
-                        nft.add_bans({b});
-                    } catch (const std::exception& e) {
-                        ++ban_errors;
-                        ban_failed[b.prefix.addr] = e.what();
-                    }
-                }
-            }
-        }
+        auto ban_failed = install_bans(bans, now);
+        std::vector<net::IpAddr> banned_v6;
         for (const auto& p : pending) {
             if (p.d.outcome == engine::Decision::Outcome::protected_addr) {
                 // Once per source and hour (the engine rate-limits): the probe
@@ -345,7 +343,7 @@ struct Service::Impl {
             if (p.d.outcome != engine::Decision::Outcome::reported &&
                 p.d.outcome != engine::Decision::Outcome::already_blocked)
                 continue;  // tripwire decisions can be ignored / protected / not watched
-            auto failed = ban_failed.find(p.pkt.src);
+            auto failed = ban_failed.find(net::Cidr::host(p.pkt.src));
             const std::string ban_error = failed == ban_failed.end() ? std::string() : failed->second;
             if (p.d.outcome == engine::Decision::Outcome::reported) {
                 if (p.d.ban && ban_error.empty()) {
@@ -354,6 +352,7 @@ struct Service::Impl {
                     rec.last_proto = p.pkt.proto == net::L4::tcp ? "TCP" : "UDP";
                     rec.last_type = engine::scan_name(p.d.type, p.pkt.tcp_flags);
                     state_dirty = true;
+                    if (p.pkt.src.is_v6()) banned_v6.push_back(p.pkt.src);
                 }
             }
             actions::Report rep{p.pkt.src, p.pkt.proto, p.pkt.dport, p.pkt.tcp_flags, p.d,
@@ -364,7 +363,128 @@ struct Service::Impl {
             if (!res.responded_ok) engine.forget(p.pkt.src);
         }
         pending.clear();
+        for (const auto& a : banned_v6) maybe_aggregate(a, now);
     }
+
+    // The length of the next ban of `prefix` starting from `base`: escalated
+    // by the offences the ban table remembers (BanPolicy::duration).
+    std::chrono::seconds next_ban_time(const net::Cidr& prefix, std::chrono::seconds base) const {
+        auto policy = engine::BanPolicy::from_config(*cfg);
+        policy.base = base;
+        const BanRecord* r = store.find(prefix);
+        return policy.duration((r ? r->count : 0) + 1);
+    }
+
+    // Adds `bans` in one batch. When the kernel refuses it, each element is
+    // retried alone so one bad element (a full set, a covering prefix) is
+    // reported against its own prefix only; a full set evicts its oldest ban
+    // and tries again. Returns the prefixes still refused, with the reason.
+    std::map<net::Cidr, std::string, CidrLess> install_bans(const std::vector<kernel::BanElement>& bans, int64_t now) {
+        std::map<net::Cidr, std::string, CidrLess> failed;
+        if (bans.empty()) return failed;
+        try {
+            nft.add_bans(bans);
+            return failed;
+        } catch (const std::exception&) {
+        }
+        std::vector<net::Cidr> adding;
+        for (const auto& b : bans) adding.push_back(b.prefix);
+        for (const auto& b : bans) {
+            for (int attempt = 0;; ++attempt) {
+                try {
+                    nft.add_bans({b});
+                    break;
+                } catch (const kernel::NftError& e) {
+                    if (e.error() == ENFILE && attempt < kMaxEvictTries && evict_oldest(b.prefix.addr.family, now, adding))
+                        continue;
+                    ++ban_errors;
+                    failed[b.prefix] = e.what();
+                } catch (const std::exception& e) {
+                    ++ban_errors;
+                    failed[b.prefix] = e.what();
+                }
+                break;
+            }
+        }
+        return failed;
+    }
+
+    // A full set must never refuse a ban silently: the oldest ban makes room
+    // (BanStore::oldest_active), logged and counted. False: nothing to evict.
+    bool evict_oldest(uint8_t family, int64_t now, const std::vector<net::Cidr>& spare) {
+        const BanRecord* r = store.oldest_active(family, now, spare);
+        if (!r) return false;
+        const BanRecord victim = *r;
+        try {
+            nft.del_bans({victim.prefix});
+        } catch (const std::exception& e) {
+            log.write(fmt::format("portsentry-nfq: cannot evict {} from the full ban set: {}", victim.prefix.to_string(),
+                                  e.what()));
+            return false;
+        }
+        store.end_ban(victim.prefix, now, "evicted");
+        if (victim.prefix.prefix == victim.prefix.addr.bits()) engine.forget(victim.prefix.addr);
+        ++ban_evictions;
+        state_dirty = true;
+        log.write(fmt::format("portsentry-nfq: ban set {} is full ({} bans): evicted the oldest ban, {} ({}, banned {})",
+                              family == AF_INET6 ? "banned6" : "banned", cfg->ban_set_size, victim.prefix.to_string(),
+                              victim.origin, format_epoch(victim.last_seen)));
+        return true;
+    }
+
+    // IPv6: once ipv6_aggregate_after hosts of one /64 are banned, ban the
+    // /64 and drop the singles (one transaction), unless the /64 would cover
+    // a protected or ignored address. The /64's ban never ends before any of
+    // the singles' would have, and escalates on its own record.
+    void maybe_aggregate(const net::IpAddr& host, int64_t now) {
+        const auto policy = engine::BanPolicy::from_config(*cfg);
+        const net::Cidr p64 = engine::aggregation_prefix(host);
+        if (const BanRecord* r = store.find(p64); r && r->active(now)) return;
+        const auto singles = store.hosts_within(p64, now);
+        if (!policy.aggregate(singles.size())) return;
+        std::vector<net::Cidr> guarded = protection.prefixes();
+        guarded.insert(guarded.end(), cfg->ignore.entries().begin(), cfg->ignore.entries().end());
+        if (auto c = engine::conflicts(p64, guarded); !c.empty()) {
+            log.write(fmt::format("portsentry-nfq: {} banned hosts in {}, but the /64 covers protected {}: "
+                                  "keeping single bans",
+                                  singles.size(), p64.to_string(), c.front().to_string()));
+            return;
+        }
+        auto bt = next_ban_time(p64, cfg->ban_time);
+        bool permanent = bt.count() == 0;
+        const BanRecord* latest = nullptr;
+        for (const auto& s : singles) {
+            const BanRecord* r = store.find(s);
+            if (r->expires == 0) permanent = true;
+            else bt = std::max(bt, std::chrono::seconds(r->expires - now));
+            if (!latest || r->last_seen >= latest->last_seen) latest = r;
+        }
+        kernel::BanElement e{p64, std::nullopt};
+        if (!permanent) e.timeout = bt;
+        try {
+            nft.replace_bans(singles, {e});
+        } catch (const std::exception& ex) {
+            ++ban_errors;
+            log.write(fmt::format("portsentry-nfq: cannot ban {} in place of its {} banned hosts: {}", p64.to_string(),
+                                  singles.size(), ex.what()));
+            return;
+        }
+        const BanRecord last = *latest;
+        auto& rec = store.record_ban(p64, "detector", now, permanent ? 0 : bt.count());
+        rec.last_port = last.last_port;
+        rec.last_proto = last.last_proto;
+        rec.last_type = last.last_type;
+        for (const auto& s : singles) store.end_ban(s, now, p64.to_string());
+        ++aggregations;
+        state_dirty = true;
+        log.write(fmt::format("portsentry-nfq: {} banned hosts inside {}: banned the /64 {} and dropped the single bans",
+                              singles.size(), p64.to_string(),
+                              permanent ? std::string("permanently") : fmt::format("for {}s", bt.count())));
+    }
+
+    // Ended bans are remembered for ban_time_max (escalation), at most as
+    // many as a set holds, so a flood of short bans cannot grow the file.
+    bool forget_history() { return store.forget(wall_now(), cfg->ban_time_max.count(), cfg->ban_set_size) > 0; }
 
     void save_state() {
         if (!state_dirty) return;
@@ -425,7 +545,8 @@ ControlReply Service::Impl::cmd_status() {
                      c.packets, c.reported, c.rate_limited, c.already_blocked, c.ignored, engine.tracked_sources(), c.evictions);
     s += fmt::format("protected: {} probes from protected sources; {}\n", c.protected_hits,
                      protection_summary(protection));
-    s += fmt::format("ban errors: {}\n", ban_errors);
+    s += fmt::format("ban errors: {}; evicted from a full set: {}; IPv6 /64s aggregated: {}\n", ban_errors,
+                     ban_evictions, aggregations);
     return {0, s};
 }
 
@@ -433,8 +554,20 @@ ControlReply Service::Impl::cmd_list(bool json) { return render_list(store, json
 
 ControlReply Service::Impl::cmd_why(const std::string& arg) {
     auto r = render_why(store, *cfg, arg, &protection);
-    if (auto a = net::IpAddr::parse(arg); a && r.status == 0)
-        r.text += fmt::format("engine: {}\n", engine.is_blocked(*a, engine::Clock::now()) ? "blocked" : "not blocked");
+    auto a = net::IpAddr::parse(arg);
+    if (!a || r.status != 0) return r;
+    const auto now = engine::Clock::now();
+    auto info = engine.source_info(*a, now);
+    if (!info) {
+        r.text += fmt::format("{}: no probe from it is remembered (none, or forgotten by the max_tracked_sources cap)\n", arg);
+        return r;
+    }
+    const auto ago = std::chrono::duration_cast<std::chrono::seconds>(now - info->last_probe).count();
+    r.text += fmt::format("{}: last probe {}s ago{}; {} probe{} counting toward scan_trigger; engine: {}\n", arg, ago,
+                          info->last_rate_limited ? ", RATE-LIMITED: the trigger fired but a ban-rate cap was reached "
+                                                    "(dropped and logged, not banned)"
+                                                  : ", not rate-limited",
+                          info->count, info->count == 1 ? "" : "s", info->blocked ? "blocked" : "not blocked");
     return r;
 }
 
@@ -527,11 +660,22 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
                          r->origin, format_epoch(r->first_seen), format_epoch(r->expires), r->count,
                          r->count == 1 ? "" : "s");
         if (r->last_port)
-            s += fmt::format("{}: last probe {} port {} ({}) at {}\n", arg, r->last_proto, r->last_port, r->last_type,
+            s += fmt::format("{}: banned for {} port {} ({}) at {}\n", arg, r->last_proto, r->last_port, r->last_type,
                              format_epoch(r->last_seen));
     } else {
         s += fmt::format("{}: not banned\n", arg);
+        if (const auto* h = store.find(net::Cidr::host(*a)); h && h->count > 0)
+            s += fmt::format("{}: banned {} time{} before; the last ban ({}) ended {}{}\n", arg, h->count,
+                             h->count == 1 ? "" : "s", h->origin, format_epoch(h->expires),
+                             h->ended.empty() ? std::string()
+                             : h->ended == "evicted" ? std::string(" (evicted: the ban set was full)")
+                                                     : " (superseded by " + h->ended + ")");
     }
+    // Escalation: what the next detection of this address would cost it.
+    const auto* h = store.find(net::Cidr::host(*a));
+    const auto next = engine::BanPolicy::from_config(cfg).duration((h ? h->count : 0) + 1);
+    s += fmt::format("{}: a new detection would ban it {}\n", arg,
+                     next.count() == 0 ? std::string("permanently") : fmt::format("for {}s", next.count()));
     return {0, s};
 }
 
@@ -549,7 +693,7 @@ Service::Service(const Options& o) {
     std::vector<std::string> warnings;
     m.store.load(&warnings);
     for (const auto& w : warnings) m.log.write("portsentry-nfq: " + w);
-    if (!m.store.expire(wall_now()).empty()) m.state_dirty = true;
+    if (m.forget_history()) m.state_dirty = true;
 
     auto available = m.nft.probe_backends();
     std::string why;
@@ -622,7 +766,7 @@ void Service::on_tick() {
     auto& m = *impl_;
     m.responder->reap();
     if (m.protect_dirty) m.refresh_protection();
-    if (!m.store.expire(wall_now()).empty()) m.state_dirty = true;
+    if (m.forget_history()) m.state_dirty = true;
     m.save_state();
     // Someone flushed the ruleset (`nft flush ruleset`, a reload of
     // nftables.service): restore the table and every ban at once.

@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -49,6 +50,7 @@ void BanStore::load(std::vector<std::string>* warnings) {
             r.last_port = j.value("last_port", uint16_t{0});
             r.last_proto = j.value("last_proto", "");
             r.last_type = j.value("last_type", "");
+            r.ended = j.value("ended", "");
             records_[r.prefix] = std::move(r);
         } catch (const std::exception& e) {
             if (warnings)
@@ -67,6 +69,7 @@ void BanStore::save() const {
         json j = {{"prefix", r.prefix.to_string()}, {"origin", r.origin},       {"first_seen", r.first_seen},
                   {"last_seen", r.last_seen},       {"expires", r.expires},     {"count", r.count},
                   {"last_port", r.last_port},       {"last_proto", r.last_proto}, {"last_type", r.last_type}};
+        if (!r.ended.empty()) j["ended"] = r.ended;
         out += j.dump();
         out += '\n';
     }
@@ -101,6 +104,7 @@ BanRecord& BanStore::record_ban(const net::Cidr& prefix, const std::string& orig
     r.origin = origin;
     r.count += 1;
     r.expires = duration > 0 ? now + duration : 0;
+    r.ended.clear();
     return r;
 }
 
@@ -130,17 +134,64 @@ const BanRecord* BanStore::covering(const net::IpAddr& a, int64_t now) const {
 
 bool BanStore::erase(const net::Cidr& prefix) { return records_.erase(prefix) > 0; }
 
-std::vector<BanRecord> BanStore::expire(int64_t now) {
-    std::vector<BanRecord> gone;
+void BanStore::end_ban(const net::Cidr& prefix, int64_t now, const std::string& why) {
+    auto it = records_.find(prefix);
+    if (it == records_.end() || !it->second.active(now)) return;
+    // One second back: `expires > now` is what active() tests.
+    it->second.expires = now > 1 ? now - 1 : 1;
+    it->second.ended = why;
+}
+
+size_t BanStore::forget(int64_t now, int64_t keep_for, size_t max_ended) {
+    size_t gone = 0;
+    std::vector<std::pair<int64_t, net::Cidr>> ended;
     for (auto it = records_.begin(); it != records_.end();) {
-        if (!it->second.active(now)) {
-            gone.push_back(std::move(it->second));
+        const BanRecord& r = it->second;
+        if (!r.active(now) && r.expires + keep_for <= now) {
             it = records_.erase(it);
-        } else {
-            ++it;
+            ++gone;
+            continue;
         }
+        if (!r.active(now)) ended.emplace_back(r.expires, r.prefix);
+        ++it;
+    }
+    if (ended.size() > max_ended) {
+        // Bounded history: forget the offences that ended longest ago first.
+        const auto excess = static_cast<std::ptrdiff_t>(ended.size() - max_ended);
+        std::nth_element(ended.begin(), ended.begin() + excess, ended.end(),
+                         [](const auto& a, const auto& b) { return a.first < b.first; });
+        for (auto i = ended.begin(); i != ended.begin() + excess; ++i) gone += records_.erase(i->second);
     }
     return gone;
+}
+
+size_t BanStore::active_count(uint8_t family, int64_t now) const {
+    size_t n = 0;
+    for (const auto& [p, r] : records_) n += p.addr.family == family && r.active(now);
+    return n;
+}
+
+const BanRecord* BanStore::oldest_active(uint8_t family, int64_t now, const std::vector<net::Cidr>& spare) const {
+    const BanRecord* best[2] = {nullptr, nullptr};  // [0] detector, [1] any origin
+    for (const auto& [p, r] : records_) {
+        if (p.addr.family != family || !r.active(now)) continue;
+        if (std::find(spare.begin(), spare.end(), p) != spare.end()) continue;
+        for (int k = 0; k < 2; ++k) {
+            if (k == 0 && r.origin != "detector") continue;
+            if (!best[k] || r.last_seen < best[k]->last_seen) best[k] = &r;
+        }
+    }
+    return best[0] ? best[0] : best[1];
+}
+
+std::vector<net::Cidr> BanStore::hosts_within(const net::Cidr& prefix, int64_t now) const {
+    std::vector<net::Cidr> out;
+    // The map is ordered by address: the hosts of a prefix are contiguous.
+    for (auto it = records_.lower_bound(net::Cidr{prefix.addr, 0}); it != records_.end(); ++it) {
+        if (!prefix.contains(it->first.addr)) break;
+        if (it->first.prefix == it->first.addr.bits() && it->second.active(now)) out.push_back(it->first);
+    }
+    return out;
 }
 
 LockFile LockFile::acquire(const std::string& path, bool wait) {

@@ -116,6 +116,8 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     const uint32_t idx = table_.acquire(src);
     counters_.evictions = table_.evictions();
     detail::SourceState& st = table_.state(idx);
+    st.last_probe = now;
+    st.last_rate_limited = false;
 
     if (st.banned && !st.ban_permanent && now >= st.ban_until) st.banned = false;  // expired
 
@@ -154,6 +156,7 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     if (d.block != 0 && !proven && !take_ban_slot(src, now)) {
         ++counters_.rate_limited;
         st.count = 0;
+        st.last_rate_limited = true;
         table_.settle(idx);
         return finish(Decision::Outcome::rate_limited, verdict);
     }
@@ -253,6 +256,13 @@ bool Engine::is_blocked(const net::IpAddr& a, TimePoint now) const {
     if (idx == detail::SourceTable::npos) return false;
     const detail::SourceState& st = table_.state(idx);
     return st.banned && (st.ban_permanent || now < st.ban_until);
+}
+
+std::optional<Engine::SourceInfo> Engine::source_info(const net::IpAddr& a, TimePoint now) const {
+    const uint32_t idx = table_.find(a.unmapped());
+    if (idx == detail::SourceTable::npos) return std::nullopt;
+    const detail::SourceState& st = table_.state(idx);
+    return SourceInfo{st.count, is_blocked(a, now), st.last_rate_limited, st.last_probe};
 }
 
 }  // namespace portsentry::engine

@@ -275,6 +275,17 @@ void Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
     }
 }
 
+void Nft::replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add) {
+    try {
+        impl_->run(detail::build_replace_bans(del, add, impl_->seq));
+        return;
+    } catch (const NftError& e) {
+        if (e.error() != ENOENT) throw;  // a host ban timed out in the kernel already
+    }
+    del_bans(del);
+    add_bans(add);
+}
+
 void Nft::set_never(const std::vector<net::Cidr>& prefixes) {
     impl_->run(detail::build_set_never(prefixes, impl_->seq));
 }

@@ -591,6 +591,24 @@ void split_bans(const std::vector<BanElement>& bans, std::vector<Interval> (&iv)
     }
 }
 
+
+void del_ban_msgs(Batch& b, const std::vector<net::Cidr>& prefixes) {
+    // One message per prefix: del_bans() maps an ENOENT back to its prefix by seq.
+    for (auto& p : prefixes) {
+        bool v6 = p.addr.family == AF_INET6;
+        add_elem_msgs(b, NFT_MSG_DELSETELEM, kTable, v6 ? "banned6" : "banned", 0, {interval_of(p)},
+                      {cidr_text(p)}, 1);
+    }
+}
+
+void add_ban_msgs(Batch& b, const std::vector<BanElement>& bans) {
+    std::vector<Interval> iv[2];
+    std::vector<std::string> tx[2];
+    split_bans(bans, iv, tx);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned", 0, iv[0], tx[0], kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned6", 0, iv[1], tx[1], kElemsPerMsg);
+}
+
 }  // namespace
 
 Batch build_apply(const RulesetSpec& spec, const std::vector<BanElement>& bans, uint32_t first_seq, bool commit) {
@@ -647,11 +665,7 @@ Batch build_probe(Backend be, const std::string& table, uint32_t first_seq) {
 Batch build_add_bans(const std::vector<BanElement>& bans, uint32_t first_seq) {
     Batch b(first_seq);
     b.begin();
-    std::vector<Interval> iv[2];
-    std::vector<std::string> tx[2];
-    split_bans(bans, iv, tx);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned", 0, iv[0], tx[0], kElemsPerMsg);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned6", 0, iv[1], tx[1], kElemsPerMsg);
+    add_ban_msgs(b, bans);
     b.end();
     return b;
 }
@@ -683,11 +697,16 @@ Batch build_set_never(const std::vector<net::Cidr>& prefixes, uint32_t first_seq
 Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq) {
     Batch b(first_seq);
     b.begin();
-    for (auto& p : prefixes) {
-        bool v6 = p.addr.family == AF_INET6;
-        add_elem_msgs(b, NFT_MSG_DELSETELEM, kTable, v6 ? "banned6" : "banned", 0, {interval_of(p)},
-                      {cidr_text(p)}, 1);
-    }
+    del_ban_msgs(b, prefixes);
+    b.end();
+    return b;
+}
+
+Batch build_replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add, uint32_t first_seq) {
+    Batch b(first_seq);
+    b.begin();
+    del_ban_msgs(b, del);
+    add_ban_msgs(b, add);
     b.end();
     return b;
 }

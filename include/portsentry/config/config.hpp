@@ -68,6 +68,9 @@ struct Config {
 
     std::chrono::seconds scan_window{3600};  // per-source probe counting window
     std::chrono::seconds ban_time{3600};     // 0 = permanent (legacy default)
+    unsigned ban_time_factor = 4;            // repeat offenders: × per ban ...
+    std::chrono::seconds ban_time_max{30 * 86400};  // ... up to this
+    unsigned ipv6_aggregate_after = 3;       // banned hosts in one /64 → ban the /64; 0 = never
     std::chrono::seconds run_cmd_timeout{10};
 
     Steer steer = Steer::auto_;

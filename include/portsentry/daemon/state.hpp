@@ -23,7 +23,12 @@ struct BanRecord {
     uint16_t last_port = 0;
     std::string last_proto;           // "TCP" / "UDP"
     std::string last_type;            // scan name
+    // Why an inactive record ended early: "" (expired, or still active),
+    // "evicted" (the set was full), or the /64 that superseded it.
+    std::string ended;
 
+    // Inactive records are remembered (BanStore::forget) so that a repeat
+    // offender's next ban escalates, across restarts.
     bool active(int64_t now) const { return expires == 0 || expires > now; }
     // Seconds left (nullopt = permanent); 0 once expired.
     std::optional<int64_t> remaining(int64_t now) const;
@@ -55,8 +60,20 @@ public:
     // Most specific active record covering `a`.
     const BanRecord* covering(const net::IpAddr& a, int64_t now) const;
     bool erase(const net::Cidr& prefix);
-    // Removes records whose ban expired; returns them.
-    std::vector<BanRecord> expire(int64_t now);
+    // Ends an active ban now (eviction, aggregation), keeping it as history.
+    void end_ban(const net::Cidr& prefix, int64_t now, const std::string& why);
+    // Forgets ended bans: those that ended `keep_for` seconds ago or more,
+    // then the longest-ended ones beyond `max_ended`. Returns how many went.
+    size_t forget(int64_t now, int64_t keep_for, size_t max_ended);
+
+    // Active bans in the family of `family` (AF_INET / AF_INET6).
+    size_t active_count(uint8_t family, int64_t now) const;
+    // The ban to evict from a full set of `family`: the oldest (earliest
+    // last ban) detector ban, else the oldest of any origin; `spare` is never
+    // chosen (the bans being added). nullptr: none active.
+    const BanRecord* oldest_active(uint8_t family, int64_t now, const std::vector<net::Cidr>& spare = {}) const;
+    // Active single-host bans inside `prefix`.
+    std::vector<net::Cidr> hosts_within(const net::Cidr& prefix, int64_t now) const;
 
     const std::map<net::Cidr, BanRecord, CidrLess>& records() const { return records_; }
     const std::string& path() const { return path_; }

@@ -125,6 +125,16 @@ public:
     void forget(const net::IpAddr& a);
     bool is_blocked(const net::IpAddr& a, TimePoint now) const;
 
+    // What the engine remembers about one source (`why`); nullopt: nothing
+    // (never seen, or forgotten by the LRU cap).
+    struct SourceInfo {
+        uint32_t count = 0;              // probes in the current trigger window
+        bool blocked = false;
+        bool last_rate_limited = false;  // last probe: trigger fired, ban-rate cap reached
+        TimePoint last_probe{};
+    };
+    std::optional<SourceInfo> source_info(const net::IpAddr& a, TimePoint now) const;
+
     // The never-ban set (nullptr: none). Must outlive the engine or the next
     // call; the daemon swaps it when a source of protection changes. A
     // protected source is accepted and never counted or reported; the

@@ -34,6 +34,8 @@ struct SourceState {
     bool banned = false;            // a response is active (nft ban, hosts.deny, command)
     bool ban_permanent = false;
     bool already_logged = false;
+    bool last_rate_limited = false;  // the last probe fired the trigger but hit a ban-rate cap
+    TimePoint last_probe{};
 
     // Entries the LRU prefers to keep: forgetting them would re-report the host.
     bool keep() const { return reported_once || banned; }

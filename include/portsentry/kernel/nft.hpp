@@ -94,6 +94,10 @@ public:
     // timeout is refreshed to the new value, on older ones it keeps the old one.
     void add_bans(const std::vector<BanElement>& bans);
     void del_bans(const std::vector<net::Cidr>& prefixes);  // missing elements are not an error
+    // Delete `del` and add `add` in one transaction (a /64 replacing its
+    // hosts: no moment where neither is banned). If an element of `del` is
+    // already gone, falls back to del_bans() then add_bans().
+    void replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add);
     // Replace the never/never6 sets' contents with `prefixes` in one batch
     // (flush + add), for live protection updates. Throws on failure.
     void set_never(const std::vector<net::Cidr>& prefixes);

@@ -1,5 +1,6 @@
 // BanStore (the daemon's own ban table) and the control socket round trip.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -77,15 +78,79 @@ TEST(BanStore, MissingFileIsEmptyAndMalformedLinesAreSkippedWithLocation) {
     EXPECT_NE(warnings[1].find(":4: skipped malformed"), std::string::npos) << warnings[1];
 }
 
-TEST(BanStore, ExpireAtTheBoundaryAndPermanentStays) {
+TEST(BanStore, EndedBansAreRememberedForKeepForThenForgotten) {
     BanStore s("/nonexistent/state");
     s.upsert(cidr("192.0.2.1")).expires = 100;
     s.upsert(cidr("192.0.2.2")).expires = 0;
-    EXPECT_TRUE(s.expire(99).empty());
-    auto gone = s.expire(100);  // expires is the first second the ban no longer holds
-    ASSERT_EQ(gone.size(), 1u);
-    EXPECT_EQ(gone[0].prefix, cidr("192.0.2.1"));
+    EXPECT_TRUE(s.find(cidr("192.0.2.1"))->active(99));
+    EXPECT_FALSE(s.find(cidr("192.0.2.1"))->active(100));  // expires: first second the ban no longer holds
+    // Ended at 100, remembered 50 s: still there at 149, gone at 150.
+    EXPECT_EQ(s.forget(149, 50, 1000), 0u);
+    ASSERT_NE(s.find(cidr("192.0.2.1")), nullptr);
+    EXPECT_EQ(s.forget(150, 50, 1000), 1u);
+    EXPECT_EQ(s.find(cidr("192.0.2.1")), nullptr);
+    EXPECT_NE(s.find(cidr("192.0.2.2")), nullptr);  // permanent: never forgotten
+}
+
+TEST(BanStore, HistoryIsBoundedLongestEndedGoFirst) {
+    BanStore s("/nonexistent/state");
+    s.upsert(cidr("192.0.2.1")).expires = 10;
+    s.upsert(cidr("192.0.2.2")).expires = 30;
+    s.upsert(cidr("192.0.2.3")).expires = 20;
+    s.upsert(cidr("192.0.2.4")).expires = 1000;  // active at 100: not history
+    EXPECT_EQ(s.forget(100, 10000, 3), 0u);       // 3 ended, max 3
+    EXPECT_EQ(s.forget(100, 10000, 1), 2u);       // keep the one that ended last
+    EXPECT_EQ(s.find(cidr("192.0.2.1")), nullptr);
+    EXPECT_EQ(s.find(cidr("192.0.2.3")), nullptr);
     EXPECT_NE(s.find(cidr("192.0.2.2")), nullptr);
+    EXPECT_NE(s.find(cidr("192.0.2.4")), nullptr);
+}
+
+TEST(BanStore, RebanOfRememberedOffenderCountsOnAndClearsEnded) {
+    BanStore s("/nonexistent/state");
+    s.record_ban(cidr("192.0.2.9"), "detector", 100, 60);
+    s.end_ban(cidr("192.0.2.9"), 120, "evicted");
+    const auto* r = s.find(cidr("192.0.2.9"));
+    EXPECT_FALSE(r->active(120));
+    EXPECT_EQ(r->ended, "evicted");
+    EXPECT_EQ(s.active_count(AF_INET, 120), 0u);
+    s.record_ban(cidr("192.0.2.9"), "detector", 500, 240);
+    r = s.find(cidr("192.0.2.9"));
+    EXPECT_EQ(r->count, 2u);
+    EXPECT_TRUE(r->active(500));
+    EXPECT_EQ(r->ended, "");
+    EXPECT_EQ(r->expires, 740);
+}
+
+TEST(BanStore, OldestActivePrefersDetectorBansAndSkipsSpare) {
+    BanStore s("/nonexistent/state");
+    s.record_ban(cidr("192.0.2.1"), "admin", 10, 0);
+    s.record_ban(cidr("192.0.2.2"), "detector", 20, 0);
+    s.record_ban(cidr("192.0.2.3"), "detector", 30, 0);
+    s.record_ban(cidr("192.0.2.4"), "detector", 5, 1);  // ended at 6
+    s.record_ban(cidr("2001:db8::1"), "detector", 1, 0);
+    ASSERT_NE(s.oldest_active(AF_INET, 100), nullptr);
+    EXPECT_EQ(s.oldest_active(AF_INET, 100)->prefix, cidr("192.0.2.2"));  // admin's older ban is spared
+    EXPECT_EQ(s.oldest_active(AF_INET, 100, {cidr("192.0.2.2")})->prefix, cidr("192.0.2.3"));
+    // Only an admin ban left: it goes rather than refusing the new ban.
+    EXPECT_EQ(s.oldest_active(AF_INET, 100, {cidr("192.0.2.2"), cidr("192.0.2.3")})->prefix, cidr("192.0.2.1"));
+    EXPECT_EQ(s.oldest_active(AF_INET6, 100)->prefix, cidr("2001:db8::1"));
+    EXPECT_EQ(s.active_count(AF_INET, 100), 3u);
+}
+
+TEST(BanStore, HostsWithinListsActiveHostBansOfOnePrefix) {
+    BanStore s("/nonexistent/state");
+    s.record_ban(cidr("2001:db8:1:2::a"), "detector", 10, 0);
+    s.record_ban(cidr("2001:db8:1:2::b"), "detector", 10, 0);
+    s.record_ban(cidr("2001:db8:1:2:ffff:ffff:ffff:ffff"), "detector", 10, 0);
+    s.record_ban(cidr("2001:db8:1:2::c"), "detector", 10, 5);  // ended at 15
+    s.record_ban(cidr("2001:db8:1:3::a"), "detector", 10, 0);  // next /64
+    s.record_ban(cidr("2001:db8:1:1:ffff:ffff:ffff:ffff"), "detector", 10, 0);  // previous /64
+    s.record_ban(cidr("2001:db8:1:2::/64"), "detector", 10, 0);  // a prefix, not a host
+    auto h = s.hosts_within(cidr("2001:db8:1:2::/64"), 100);
+    ASSERT_EQ(h.size(), 3u);
+    EXPECT_EQ(h[0], cidr("2001:db8:1:2::a"));
+    EXPECT_EQ(h[2], cidr("2001:db8:1:2:ffff:ffff:ffff:ffff"));
 }
 
 TEST(BanStore, CoveringFindsHostOrPrefix) {

@@ -1,0 +1,45 @@
+#include "portsentry/engine/policy.hpp"
+
+#include <algorithm>
+
+namespace portsentry::engine {
+
+BanPolicy BanPolicy::from_config(const config::Config& c) {
+    return BanPolicy{c.ban_time, c.ban_time_factor, c.ban_time_max, c.ipv6_aggregate_after};
+}
+
+std::chrono::seconds BanPolicy::duration(uint32_t nth) const noexcept {
+    if (base.count() <= 0) return std::chrono::seconds{0};
+    const int64_t cap = std::max(base.count(), max.count());
+    int64_t d = base.count();
+    // Multiply step by step and stop at the cap: factor^n overflows long
+    // before a count of repeat offences does.
+    for (uint32_t i = 1; i < nth && d < cap && factor > 1; ++i) {
+        if (d > cap / static_cast<int64_t>(factor)) {
+            d = cap;
+            break;
+        }
+        d *= factor;
+    }
+    return std::chrono::seconds{std::min(d, cap)};
+}
+
+net::Cidr aggregation_prefix(const net::IpAddr& v6) {
+    net::IpAddr a = v6;
+    for (size_t i = 8; i < a.bytes.size(); ++i) a.bytes[i] = 0;
+    return net::Cidr{a, 64};
+}
+
+bool overlaps(const net::Cidr& a, const net::Cidr& b) noexcept {
+    if (a.addr.family != b.addr.family) return false;
+    return a.prefix <= b.prefix ? a.contains(b.addr) : b.contains(a.addr);
+}
+
+std::vector<net::Cidr> conflicts(const net::Cidr& candidate, std::span<const net::Cidr> guarded) {
+    std::vector<net::Cidr> out;
+    for (const auto& g : guarded)
+        if (overlaps(candidate, g)) out.push_back(g);
+    return out;
+}
+
+}  // namespace portsentry::engine
