@@ -40,22 +40,15 @@ TICK=$(getconf CLK_TCK)
 lab_up || { say "lab set-up failed"; exit 1; }
 
 D=$RUN_TMP/d
-mkdir -p "$D"
 CONF=$D/portsentry.yaml
-# No ignore file: the wrk client (203.0.113.2) gets no shortcut.
-cat >"$CONF" <<EOF
-tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}
-udp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}
-ignore_file: "$D/portsentry.ignore"
-history_file: "$D/portsentry.history"
-blocked_file: "$D/portsentry.blocked"
-hosts_deny_file: "$D/hosts.deny"
-state_file: "$D/portsentry-nfq.state"
-control_socket: "$D/portsentry-nfq.sock"
-kill_route: "/sbin/iptables -I INPUT -s \$TARGET\$ -j DROP"
-scan_trigger: 0
-ban_time: 1h
-EOF
+# Empty ignore file: the wrk client (203.0.113.2) gets no shortcut.
+write_yaml_config "$D" \
+    'tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}' \
+    'udp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}' \
+    "hosts_deny_file: \"$D/hosts.deny\"" \
+    'kill_route: "/sbin/iptables -I INPUT -s $TARGET$ -j DROP"' \
+    'scan_trigger: 0' \
+    'ban_time: 1h'
 
 start_service 80 && start_service 8080 || exit 1
 

@@ -341,6 +341,11 @@ RulesetDef describe(const RulesetSpec& spec) {
     for (auto& x : d.sets)
         if (x.name.rfind("ignore", 0) == 0 || x.name.find("_watched") != std::string::npos)
             x.size = std::max<uint32_t>(x.size, static_cast<uint32_t>(x.elems.size()));
+    // The never-ban sets grow at run time (new addresses, logins) and have
+    // nothing to do with how many bans fit: never sized below kNeverSetSize.
+    for (auto& x : d.sets)
+        if (x.name.rfind("never", 0) == 0)
+            x.size = std::max<uint32_t>({x.size, kNeverSetSize, static_cast<uint32_t>(x.elems.size())});
 
     d.chains.push_back({"prerouting", NF_INET_PRE_ROUTING, -300, "prerouting", "raw"});
     d.chains.push_back({"input", NF_INET_LOCAL_IN, -150, "input", "-150"});

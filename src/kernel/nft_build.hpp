@@ -137,6 +137,8 @@ private:
 // length field is 16 bits, so a message must stay below 64 KiB; 256 elements of
 // at most ~100 bytes (IPv6 start + end + timeout) keep well below it.
 inline constexpr size_t kElemsPerMsg = 256;
+// Smallest size of @never/@never6, whatever ban_set_size says.
+inline constexpr uint32_t kNeverSetSize = 65536;
 
 // Replace `table inet portsentry` (add; delete; add) with sets, elements,
 // chains and rules. `commit` false: validation only.

@@ -15,20 +15,12 @@ CUR_TAG=classic
 
 s_classic() {
     local dir=$RUN_TMP/classic out
-    mkdir -p "$dir"
-    : >"$dir/portsentry.ignore"
-    cat >"$dir/portsentry.yaml" <<CONF
-tcp: {mode: classic, ports: [1, 11, 79, 8080], block: 1}
-udp: {mode: classic, ports: [7, 69], block: 1}
-kill_route: nft-set
-port_banner: "** UNAUTHORIZED ACCESS PROHIBITED **"
-ignore_file: "$dir/portsentry.ignore"
-history_file: "$dir/portsentry.history"
-blocked_file: "$dir/portsentry.blocked"
-state_file: "$dir/portsentry-nfq.state"
-control_socket: "$dir/portsentry-nfq.sock"
-ban_time: 1h
-CONF
+    write_yaml_config "$dir" \
+        'tcp: {mode: classic, ports: [1, 11, 79, 8080], block: 1}' \
+        'udp: {mode: classic, ports: [7, 69], block: 1}' \
+        'kill_route: nft-set' \
+        'port_banner: "** UNAUTHORIZED ACCESS PROHIBITED **"' \
+        'ban_time: 1h'
     daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not start"; return; }
     # 8080 is taken by a real service started before the daemon: 1.2 skips it.
     expect "port 8080 in use: logged and skipped" log_has 'TCP port 8080 is in use, not a tripwire'

@@ -17,21 +17,14 @@ RATE=20  # ban_rate_per_second below
 
 s_flood() {
     local dir=$RUN_TMP/flood out
-    mkdir -p "$dir"
+    write_yaml_config "$dir" \
+        'tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}' \
+        'udp: {mode: off}' \
+        'kill_route: nft-set' \
+        "ban_rate_per_second: $RATE" \
+        'ban_rate_per_prefix_per_minute: 16' \
+        'ban_time: 1h'
     printf '%s\n' 203.0.113.0/24 2001:db8:2::/64 >"$dir/portsentry.ignore"
-    cat >"$dir/portsentry.yaml" <<CONF
-tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}
-udp: {mode: off}
-kill_route: nft-set
-ignore_file: "$dir/portsentry.ignore"
-history_file: "$dir/portsentry.history"
-blocked_file: "$dir/portsentry.blocked"
-state_file: "$dir/portsentry-nfq.state"
-control_socket: "$dir/portsentry-nfq.sock"
-ban_rate_per_second: $RATE
-ban_rate_per_prefix_per_minute: 16
-ban_time: 1h
-CONF
     daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not start"; return; }
     # Friend: one HTTP request every 50 ms for the whole flood.
     in_f bash -c "ok=0; n=0; end=\$((SECONDS + $SECS)); while [ \$SECONDS -lt \$end ]; do

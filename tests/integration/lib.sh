@@ -228,6 +228,50 @@ daemon_logs() {
     done
 }
 
+# write_yaml_config DIR [YAML-LINE...]: writes DIR/portsentry.yaml with the
+# given lines (modes, blocks, policy keys) followed by every file the daemon
+# reads or writes, all inside DIR (an empty ignore file is created). Later
+# keys must not repeat these; the YAML reader rejects duplicates.
+write_yaml_config() {
+    local dir=$1; shift
+    mkdir -p "$dir" && : >"$dir/portsentry.ignore"
+    {
+        printf '%s\n' "$@"
+        cat <<CONF
+ignore_file: "$dir/portsentry.ignore"
+history_file: "$dir/portsentry.history"
+blocked_file: "$dir/portsentry.blocked"
+state_file: "$dir/portsentry-nfq.state"
+control_socket: "$dir/portsentry-nfq.sock"
+CONF
+    } >"$dir/portsentry.yaml"
+}
+
+# ctl CONF ARGS...: an operator command (why, ban, status, ...) against the
+# daemon of CONF, from inside the victim.
+ctl() {
+    local conf=$1; shift
+    in_v "$BIN" -c "$conf" "$@"
+}
+
+# probe_from SRC DST PORT: one TCP connect attempt (a SYN, retried by the
+# kernel for 0.5 s) from local address SRC in the attacker namespace.
+probe_from() {
+    in_a "$PY" -c '
+import socket, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+fam = socket.AF_INET6 if ":" in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(0.5); s.bind((src, 0))
+try: s.connect((dst, port))
+except OSError: pass' "$1" "$2" "$3"
+}
+
+# set_timeout SET ADDR: the timeout nft shows for ADDR's element ("8s", "1h")
+set_timeout() {
+    in_v nft list set inet portsentry "$1" 2>/dev/null | tr ',{}' '\n' |
+        awk -v a="$2" '$1 == a { for (i = 2; i <= NF; i++) if ($i == "timeout") print $(i + 1) }'
+}
+
 # set_has SET ADDR: ADDR is an element of inet portsentry SET in the victim.
 # nft prints elements as "elements = { 198.51.100.2 timeout 1h expires ... }".
 set_has() {

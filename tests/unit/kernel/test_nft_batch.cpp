@@ -236,6 +236,21 @@ TEST(NftBatch, EveryErrorSourceIsNamed) {
     EXPECT_LT(last_rule.parts[1].first, last_rule.parts[2].first);
 }
 
+TEST(NftBatch, SmallBanSetSizeNeverShrinksTheNeverSets) {
+    auto spec = small_spec(Backend::queue);
+    spec.set_size = 4;
+    for (int i = 0; i < 9; ++i) spec.never.push_back(*net::Cidr::parse("192.0.2." + std::to_string(i * 2)));
+    auto m = parse(build_apply(spec, {}, 1, true));
+    for (auto& x : m) {
+        if (x.type != NFT_MSG_NEWSET) continue;
+        std::unique_ptr<nftnl_set, SetFree> s(nftnl_set_alloc());
+        ASSERT_EQ(nftnl_set_nlmsg_parse(x.nlh, s.get()), 0);
+        std::string n = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
+        if (n == "banned" || n == "banned6") EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE), 4u) << n;
+        if (n == "never") EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE), kNeverSetSize);
+    }
+}
+
 TEST(NftBatch, SetsCarryFlagsSizeAndTypes) {
     auto spec = small_spec(Backend::queue);
     spec.set_size = 12345;
@@ -247,7 +262,9 @@ TEST(NftBatch, SetsCarryFlagsSizeAndTypes) {
         ASSERT_EQ(nftnl_set_nlmsg_parse(x.nlh, s.get()), 0);
         std::string n = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
         names.push_back(n);
-        EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE), 12345u) << n;
+        // @never grows at run time independently of how many bans fit.
+        EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE),
+                  n.rfind("never", 0) == 0 ? kNeverSetSize : 12345u) << n;
         uint32_t flags = nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS);
         EXPECT_TRUE(flags & NFT_SET_INTERVAL) << n;
         EXPECT_EQ(bool(flags & NFT_SET_TIMEOUT), n == "banned" || n == "banned6") << n;

@@ -1,0 +1,132 @@
+#!/bin/bash
+# Ban policy end to end (issue 7, item 2), on real probes in namespaces:
+#  - repeat offenders escalate ×factor per ban, remembered across a restart;
+#  - IPv6: the K-th banned host of one /64 turns into a /64 ban (not before),
+#    never over a protected address;
+#  - a full ban set evicts its oldest ban, logged and counted.
+# Run as root: tests/integration/policy.sh [BINARY]
+set -u
+[ "$(id -u)" -eq 0 ] || { echo "policy.sh: needs root; skipping" >&2; exit 77; }
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+BIN=${1:-$SRC_ROOT/build/portsentry-nfq}
+CUR_TAG=policy
+WATCH='tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}'
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s.
+wait_until() {
+    local n=$(($1 * 10)); shift
+    for ((; n > 0; n--)); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+gone_from() { ! set_has "$1" "$2"; }
+
+s_escalate() {
+    local dir=$RUN_TMP/escalate src=$A4_SPARE conf out
+    conf=$dir/portsentry.yaml
+    write_yaml_config "$dir" "$WATCH" 'udp: {mode: off}' 'kill_route: nft-set' \
+        'ban_time: 2s' 'ban_time_factor: 4' 'ban_time_max: 1h'
+    daemon_start auto "$conf" || { bad "daemon did not start"; return; }
+
+    probe_from "$src" "$V_A4" 7
+    wait_until 2 set_has banned "$src"
+    expect_eq "first ban lasts ban_time" "$(set_timeout banned "$src")" 2s
+    expect "ban expires from the set" wait_until 4 gone_from banned "$src"
+    sleep 1.2  # the daemon's 1 s tick moves the ended ban into its history
+    out=$(ctl "$conf" why "$src")
+    expect "why: remembered as a past offender" grep -q "banned 1 time before" <<<"$out"
+    expect "why: next ban would be 4 x 2 s" grep -q "would ban it for 8s" <<<"$out"
+
+    probe_from "$src" "$V_A4" 8
+    wait_until 2 set_has banned "$src"
+    expect_eq "second ban escalates x4" "$(set_timeout banned "$src")" 8s
+    out=$(ctl "$conf" why "$src")
+    expect "why: banned 2 times" grep -q "(2 times)" <<<"$out"
+
+    # History survives a restart: stop, let the 8 s ban run out, start again.
+    daemon_stop TERM
+    expect "ban runs out while the daemon is down" wait_until 10 gone_from banned "$src"
+    daemon_start auto "$conf" || { bad "daemon did not restart"; return; }
+    probe_from "$src" "$V_A4" 9
+    wait_until 2 set_has banned "$src"
+    expect_eq "third ban, after a restart, escalates again" "$(set_timeout banned "$src")" 32s
+    daemon_stop TERM
+}
+
+s_aggregate() {
+    local dir=$RUN_TMP/aggregate conf out a
+    conf=$dir/portsentry.yaml
+    # 2001:db8:1:5::/64: attacker addresses only (on-link for the victim).
+    # 2001:db8:1::/64: the victim's own address lives there: protected.
+    ip -n "$NS_V" -6 route add 2001:db8:1:5::/64 dev eth-a
+    for a in 2001:db8:1:5::a1 2001:db8:1:5::a2 2001:db8:1:5::a3 2001:db8:1::b1 2001:db8:1::b2 2001:db8:1::b3; do
+        ip -n "$NS_A" addr add "$a/64" dev eth0 nodad
+    done
+    write_yaml_config "$dir" "$WATCH" 'udp: {mode: off}' 'kill_route: nft-set' 'ban_time: 1h' \
+        'ipv6_aggregate_after: 3'
+    daemon_start auto "$conf" || { bad "daemon did not start"; return; }
+
+    probe_from 2001:db8:1:5::a1 "$V_A6" 7
+    probe_from 2001:db8:1:5::a2 "$V_A6" 7
+    wait_until 2 set_has banned6 2001:db8:1:5::a2
+    expect "K-1 = 2 offenders: single bans" set_has banned6 2001:db8:1:5::a1
+    expect_not "K-1 = 2 offenders: no /64 yet" set_has banned6 2001:db8:1:5::/64
+    probe_from 2001:db8:1:5::a3 "$V_A6" 7
+    expect "K = 3 offenders: the /64 is banned" wait_until 2 set_has banned6 2001:db8:1:5::/64
+    expect_not "the singles are dropped" set_has banned6 2001:db8:1:5::a1
+    expect_not "the singles are dropped (3rd)" set_has banned6 2001:db8:1:5::a3
+    expect "aggregation logged" log_has '3 banned hosts inside 2001:db8:1:5::/64: banned the /64'
+    out=$(ctl "$conf" why 2001:db8:1:5::dead)
+    expect "why: any address of the /64 is banned as the /64" grep -q "banned as 2001:db8:1:5::/64" <<<"$out"
+    # a1 is no longer banned alone: only the /64's kernel rule can stop it.
+    probe_from 2001:db8:1:5::a1 "$V_A6" 8
+    sleep 0.5
+    expect_not "a probe from inside the /64 is dropped before the daemon sees it" \
+        log_has "from host: 2001:db8:1:5::a1/2001:db8:1:5::a1 to TCP port: 8"
+
+    # Same count inside the victim's own /64: a /64 ban would cover the
+    # victim's address (protected), so the singles stay singles.
+    for a in 2001:db8:1::b1 2001:db8:1::b2 2001:db8:1::b3; do probe_from "$a" "$V_A6" 7; done
+    wait_until 2 set_has banned6 2001:db8:1::b3
+    expect "protected /64: three single bans" set_has banned6 2001:db8:1::b1
+    expect_not "protected /64: never aggregated" set_has banned6 2001:db8:1::/64
+    expect "refusal logged" log_has "inside 2001:db8:1::/64|in 2001:db8:1::/64, but the /64 covers protected"
+    out=$(ctl "$conf" status)
+    expect "status counts the aggregation" grep -q "IPv6 /64s aggregated: 1" <<<"$out"
+    daemon_stop TERM
+}
+
+s_evict() {
+    local dir=$RUN_TMP/evict conf out a
+    conf=$dir/portsentry.yaml
+    write_yaml_config "$dir" "$WATCH" 'udp: {mode: off}' 'kill_route: nft-set' 'ban_time: 1h' \
+        'ban_set_size: 4'
+    daemon_start auto "$conf" || { bad "daemon did not start"; return; }
+    probe_from "$A4_FIN" "$V_A4" 7
+    wait_until 2 set_has banned "$A4_FIN"
+    sleep 1.1  # ban times are kept in seconds: make A4_FIN strictly the oldest
+    for a in "$A4_NULL" "$A4_XMAS" "$A4_UDP"; do probe_from "$a" "$V_A4" 7; done
+    wait_until 2 set_has banned "$A4_UDP"
+    expect "four bans fill the set of size 4" set_has banned "$A4_NULL"
+    probe_from "$A4_LATE" "$V_A4" 7
+    expect "a fifth ban gets in" wait_until 2 set_has banned "$A4_LATE"
+    expect_not "the oldest ban was evicted" set_has banned "$A4_FIN"
+    expect "the others stay" set_has banned "$A4_XMAS"
+    expect "eviction logged" log_has "ban set banned is full \\(4 bans\\): evicted the oldest ban, $A4_FIN "
+    out=$(ctl "$conf" status)
+    expect "status counts the eviction" grep -q "evicted from a full set: 1" <<<"$out"
+    out=$(ctl "$conf" why "$A4_FIN")
+    expect "why: evicted" grep -q "evicted: the ban set was full" <<<"$out"
+    expect_not "no ban error" log_has "Could not block host"
+    daemon_stop TERM
+}
+
+lab_up || exit 1
+scenario_run "escalation x4, across restart" s_escalate
+scenario_run "IPv6 /64 aggregation at K" s_aggregate
+scenario_run "full set evicts oldest" s_evict
+printf '%s\n' "${SUMMARY[@]}"
+exit "$FAILED"
