@@ -183,7 +183,8 @@ const KeyInfo kKeys[] = {
      "Root-only socket for status, list, why, ban and unban.",
      PS_FIELD(control_socket)},
     {"json_log", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
-     "Append one JSON object per event to this file. \"\" = off.",
+     "Append one JSON object per event (scan, ban, unban, rate_limited, protected, "
+     "evicted, aggregated, ...) to this file; reopened on SIGHUP. \"\" = off.",
      PS_FIELD(json_log)},
     {"dry_run", "", ValueKind::flag, "false", nullptr, 0, 0, false,
      "Detect, log and record as with block 0, but never ban, drop or run anything "

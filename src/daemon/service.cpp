@@ -14,6 +14,7 @@
 #include <sstream>
 #include <system_error>
 
+#include "portsentry/actions/events.hpp"
 #include "portsentry/actions/log.hpp"
 #include "portsentry/actions/responder.hpp"
 #include "portsentry/daemon/control.hpp"
@@ -113,6 +114,7 @@ struct Service::Impl {
     std::unique_ptr<config::Config> cfg;
     actions::Log log;
     std::unique_ptr<actions::Responder> responder;
+    std::unique_ptr<actions::EventLog> events;  // json_log; null when off
     engine::Engine engine;
     BanStore store;
     LockFile lock;
@@ -179,6 +181,32 @@ struct Service::Impl {
         }
         protection = std::move(next);
         log.write("portsentry-nfq: protected (never banned): " + protection_summary(protection));
+    }
+
+    // json_log: opened (or reopened, or closed) to match the config.
+    void open_events() {
+        if (cfg->json_log.empty()) {
+            events.reset();
+            return;
+        }
+        if (events && events->path() == cfg->json_log) {
+            if (auto err = events->reopen(); !err.empty())
+                log.write(fmt::format("portsentry-nfq: json_log {}: {}", cfg->json_log, err));
+            return;
+        }
+        events = std::make_unique<actions::EventLog>(
+            cfg->json_log, [this](const std::string& e) { log.write("portsentry-nfq: cannot write json_log " + e); });
+    }
+
+    void event(const char* name, nlohmann::ordered_json fields) {
+        if (events) events->write(name, std::move(fields));
+    }
+
+    static nlohmann::ordered_json probe_fields(const Pending& p) {
+        return {{"src", p.pkt.src.to_string()},
+                {"proto", p.pkt.proto == net::L4::tcp ? "TCP" : "UDP"},
+                {"port", p.pkt.dport},
+                {"scan", engine::scan_name(p.d.type, p.pkt.tcp_flags)}};
     }
 
     std::vector<kernel::BanElement> active_bans(int64_t now) const {
@@ -328,6 +356,9 @@ struct Service::Impl {
                                       engine::to_string(p.d.protect_reason), p.pkt.src.to_string(),
                                       p.pkt.src.to_string(), p.pkt.proto == net::L4::tcp ? "TCP" : "UDP",
                                       p.pkt.dport));
+                auto f = probe_fields(p);
+                f["reason"] = engine::to_string(p.d.protect_reason);
+                event("protected", std::move(f));
                 continue;
             }
             if (p.d.outcome == engine::Decision::Outcome::rate_limited) {
@@ -338,6 +369,7 @@ struct Service::Impl {
                                       "limit reached)",
                                       engine::scan_name(p.d.type, p.pkt.tcp_flags), p.pkt.src.to_string(),
                                       p.pkt.src.to_string(), proto, p.pkt.dport));
+                event("rate_limited", probe_fields(p));
                 continue;
             }
             if (p.d.outcome != engine::Decision::Outcome::reported &&
@@ -358,6 +390,21 @@ struct Service::Impl {
             actions::Report rep{p.pkt.src, p.pkt.proto, p.pkt.dport, p.pkt.tcp_flags, p.d,
                                 mode_name(*cfg, p.pkt.proto)};
             auto res = responder->handle(rep, [&] { return ban_error; });
+            if (events) {
+                auto f = probe_fields(p);
+                if (p.d.outcome == engine::Decision::Outcome::already_blocked) {
+                    event("already_blocked", std::move(f));
+                } else {
+                    f["block"] = p.d.block;
+                    f["banned"] = res.banned;
+                    if (res.banned) {
+                        f["ban_seconds"] = p.d.ban_time.count();
+                        if (const BanRecord* r = store.find(net::Cidr::host(p.pkt.src))) f["offences"] = r->count;
+                    }
+                    f["responded"] = res.responded_ok;
+                    event("scan", std::move(f));
+                }
+            }
             // A response failed ("Could not block host"): let the next probe
             // from this source try again instead of "already blocked".
             if (!res.responded_ok) engine.forget(p.pkt.src);
@@ -426,6 +473,8 @@ struct Service::Impl {
         if (victim.prefix.prefix == victim.prefix.addr.bits()) engine.forget(victim.prefix.addr);
         ++ban_evictions;
         state_dirty = true;
+        event("evicted", {{"prefix", victim.prefix.to_string()}, {"origin", victim.origin},
+                          {"banned_at", victim.last_seen}, {"set_size", cfg->ban_set_size}});
         log.write(fmt::format("portsentry-nfq: ban set {} is full ({} bans): evicted the oldest ban, {} ({}, banned {})",
                               family == AF_INET6 ? "banned6" : "banned", cfg->ban_set_size, victim.prefix.to_string(),
                               victim.origin, format_epoch(victim.last_seen)));
@@ -477,6 +526,12 @@ struct Service::Impl {
         for (const auto& s : singles) store.end_ban(s, now, p64.to_string());
         ++aggregations;
         state_dirty = true;
+        {
+            nlohmann::ordered_json hosts = nlohmann::ordered_json::array();
+            for (const auto& h : singles) hosts.push_back(h.to_string());
+            event("aggregated", {{"prefix", p64.to_string()}, {"hosts", hosts},
+                                 {"ban_seconds", permanent ? 0 : bt.count()}});
+        }
         log.write(fmt::format("portsentry-nfq: {} banned hosts inside {}: banned the /64 {} and dropped the single bans",
                               singles.size(), p64.to_string(),
                               permanent ? std::string("permanently") : fmt::format("for {}s", bt.count())));
@@ -599,6 +654,7 @@ ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::c
         if (bt.count() > 0) until = steady + bt;
         engine.mark_blocked(c->addr, steady, until);
     }
+    event("ban", {{"prefix", c->to_string()}, {"origin", origin}, {"ban_seconds", bt.count()}});
     log.write(fmt::format("portsentry-nfq: {} banned by {} for {}", c->to_string(), origin,
                            bt.count() > 0 ? fmt::format("{}s", bt.count()) : std::string("ever")));
     return {0, fmt::format("banned {}{}\n", c->to_string(),
@@ -614,6 +670,7 @@ ControlReply Service::Impl::cmd_unban(const std::string& arg) {
     save_state();
     if (c->prefix == c->addr.bits()) engine.forget(c->addr);
     log.write(fmt::format("portsentry-nfq: {} unbanned by admin", c->to_string()));
+    event("unban", {{"prefix", c->to_string()}, {"origin", "admin"}, {"was_banned", had}});
     return {0, fmt::format("unbanned {}{}\n", c->to_string(), had ? "" : " (it was not in the ban table)")};
 }
 
@@ -689,6 +746,7 @@ Service::Service(const Options& o) {
     if (!m.lock.locked())
         throw std::runtime_error("another portsentry-nfq already runs with control socket " + m.cfg->control_socket);
     m.responder = std::make_unique<actions::Responder>(*m.cfg, m.log);
+    m.open_events();
 
     std::vector<std::string> warnings;
     m.store.load(&warnings);
@@ -765,6 +823,7 @@ void Service::on_tick_children() { impl_->responder->reap(); }
 void Service::on_tick() {
     auto& m = *impl_;
     m.responder->reap();
+    if (m.events) m.events->flush(std::time(nullptr), actions::Clock::now());
     if (m.protect_dirty) m.refresh_protection();
     if (m.forget_history()) m.state_dirty = true;
     m.save_state();
@@ -816,6 +875,7 @@ void Service::reload() {
     m.engine.reconfigure(*m.cfg);
     m.responder->reconfigure(*m.cfg);
     m.responder->reopen();
+    m.open_events();
     if (m.cfg->queue_num != old->queue_num || m.cfg->nflog_group != old->nflog_group) m.open_source();
     m.log.write("portsentry-nfq: configuration reloaded from " + m.cfg->source_file);
 }

@@ -23,12 +23,22 @@ wait_until() {
     return 1
 }
 gone_from() { ! set_has "$1" "$2"; }
+# events FILE EVENT FIELD...: the FIELD values of each json_log line of EVENT,
+# one line per event, space-separated (every line must parse as JSON).
+events() {
+    "$PY" -c '
+import json, sys
+path, ev, fields = sys.argv[1], sys.argv[2], sys.argv[3:]
+for line in open(path):
+    j = json.loads(line)
+    if j["event"] == ev: print(" ".join(str(j.get(f)) for f in fields))' "$@"
+}
 
 s_escalate() {
     local dir=$RUN_TMP/escalate src=$A4_SPARE conf out
     conf=$dir/portsentry.yaml
     write_yaml_config "$dir" "$WATCH" 'udp: {mode: off}' 'kill_route: nft-set' \
-        'ban_time: 2s' 'ban_time_factor: 4' 'ban_time_max: 1h'
+        'ban_time: 2s' 'ban_time_factor: 4' 'ban_time_max: 1h' "json_log: \"$dir/events.json\""
     daemon_start auto "$conf" || { bad "daemon did not start"; return; }
 
     probe_from "$src" "$V_A4" 7
@@ -54,6 +64,9 @@ s_escalate() {
     wait_until 2 set_has banned "$src"
     expect_eq "third ban, after a restart, escalates again" "$(set_timeout banned "$src")" 32s
     daemon_stop TERM
+    expect_eq "json_log: one scan event per ban, with its length and offence count" \
+        "$(events "$dir/events.json" scan src port banned ban_seconds offences | tr '\n' ';')" \
+        "$src 7 True 2 1;$src 8 True 8 2;$src 9 True 32 3;"
 }
 
 s_aggregate() {
@@ -66,7 +79,7 @@ s_aggregate() {
         ip -n "$NS_A" addr add "$a/64" dev eth0 nodad
     done
     write_yaml_config "$dir" "$WATCH" 'udp: {mode: off}' 'kill_route: nft-set' 'ban_time: 1h' \
-        'ipv6_aggregate_after: 3'
+        'ipv6_aggregate_after: 3' "json_log: \"$dir/events.json\""
     daemon_start auto "$conf" || { bad "daemon did not start"; return; }
 
     probe_from 2001:db8:1:5::a1 "$V_A6" 7
@@ -96,6 +109,8 @@ s_aggregate() {
     expect "refusal logged" log_has "inside 2001:db8:1::/64|in 2001:db8:1::/64, but the /64 covers protected"
     out=$(ctl "$conf" status)
     expect "status counts the aggregation" grep -q "IPv6 /64s aggregated: 1" <<<"$out"
+    expect_eq "json_log: the aggregated event" "$(events "$dir/events.json" aggregated prefix hosts)" \
+        "2001:db8:1:5::/64 ['2001:db8:1:5::a1', '2001:db8:1:5::a2', '2001:db8:1:5::a3']"
     daemon_stop TERM
 }
 
@@ -103,7 +118,7 @@ s_evict() {
     local dir=$RUN_TMP/evict conf out a
     conf=$dir/portsentry.yaml
     write_yaml_config "$dir" "$WATCH" 'udp: {mode: off}' 'kill_route: nft-set' 'ban_time: 1h' \
-        'ban_set_size: 4'
+        'ban_set_size: 4' "json_log: \"$dir/events.json\""
     daemon_start auto "$conf" || { bad "daemon did not start"; return; }
     probe_from "$A4_FIN" "$V_A4" 7
     wait_until 2 set_has banned "$A4_FIN"
@@ -121,6 +136,8 @@ s_evict() {
     out=$(ctl "$conf" why "$A4_FIN")
     expect "why: evicted" grep -q "evicted: the ban set was full" <<<"$out"
     expect_not "no ban error" log_has "Could not block host"
+    expect_eq "json_log: the evicted event" "$(events "$dir/events.json" evicted prefix origin set_size)" \
+        "$A4_FIN detector 4"
     daemon_stop TERM
 }
 
