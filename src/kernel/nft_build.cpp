@@ -420,6 +420,21 @@ RulesetDef describe(const RulesetSpec& spec) {
           }},
           {"cmp", cmp(NFT_CMP_EQ, {0})}},
          accept}));
+    // nflog has no inline verdict, so the steer rule drops by itself: a
+    // protected source (gateway, resolver, a logged-in admin) must still get
+    // the kernel's normal answer, and the daemon still hears of the probe.
+    if (spec.backend == Backend::nflog && (spec.nflog_drop || spec.nflog_drop_udp.value_or(false))) {
+        const uint16_t group = spec.nflog_group;
+        auto log_expr = std::vector<ExprDef>{{"log", [group] {
+            auto e = new_expr("log");
+            nftnl_expr_set_u16(e.get(), NFTNL_EXPR_LOG_GROUP, group);
+            return e.release();
+        }}};
+        d.rules.push_back(rule("input", fmt::format("ip saddr @never log group {} accept", group),
+                               {saddr_in(set_named(S, "never"), false), log_expr, accept}));
+        d.rules.push_back(rule("input", fmt::format("ip6 saddr @never6 log group {} accept", group),
+                               {saddr_in(set_named(S, "never6"), true), log_expr, accept}));
+    }
     if (!spec.tcp_ports.empty())
         d.rules.push_back(steer_rule(spec.backend, IPPROTO_TCP, spec.queue_num, spec.nflog_group, spec.nflog_drop));
     if (!spec.udp_ports.empty())
