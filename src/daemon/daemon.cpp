@@ -85,7 +85,8 @@ int run(const Options& o) {
     Fd tfd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
     if (tfd.fd < 0) throw sys_error("timerfd_create");
     // One housekeeping tick per second: expiry, child reaping, state save,
-    // and the "someone flushed our table" check (restore within a second).
+    // and a fallback check that our table still exists (the nftables
+    // monitor normally reports its removal at once).
     itimerspec its{{1, 0}, {1, 0}};
     ::timerfd_settime(tfd.fd, 0, &its, nullptr);
 
@@ -97,11 +98,12 @@ int run(const Options& o) {
         ev.data.u64 = tag;
         if (::epoll_ctl(ep.fd, EPOLL_CTL_ADD, fd, &ev) < 0) throw sys_error("epoll_ctl");
     };
-    enum : uint64_t { kSignal = 1, kTimer, kPackets, kControl, kProtectBase = 500, kTripwireBase = 1000 };
+    enum : uint64_t { kSignal = 1, kTimer, kPackets, kControl, kMonitor, kProtectBase = 500, kTripwireBase = 1000 };
     add(sfd.fd, kSignal);
     add(tfd.fd, kTimer);
     add(svc.source_fd(), kPackets);
     add(svc.control_fd(), kControl);
+    if (svc.monitor_fd() >= 0) add(svc.monitor_fd(), kMonitor);
     int source_fd = svc.source_fd();
     auto protect = svc.protect_fds();
     for (size_t i = 0; i < protect.size(); ++i) add(protect[i], kProtectBase + i);
@@ -122,6 +124,8 @@ int run(const Options& o) {
                 svc.on_packets();
             } else if (tag == kControl) {
                 svc.on_control();
+            } else if (tag == kMonitor) {
+                svc.on_monitor();
             } else if (tag == kTimer) {
                 uint64_t ticks;
                 while (::read(tfd.fd, &ticks, sizeof ticks) > 0) {

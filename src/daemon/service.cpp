@@ -25,6 +25,7 @@
 #include "portsentry/kernel/nflog.hpp"
 #include "portsentry/kernel/nfqueue.hpp"
 #include "portsentry/kernel/nft.hpp"
+#include "portsentry/kernel/nft_monitor.hpp"
 #include "portsentry/net/packet.hpp"
 
 namespace portsentry::daemon {
@@ -119,6 +120,7 @@ struct Service::Impl {
     BanStore store;
     LockFile lock;
     kernel::Nft nft;
+    std::unique_ptr<kernel::NftMonitor> monitor;  // null with --no-ruleset or if it cannot bind
     kernel::Backend backend = kernel::Backend::nflog;
     std::unique_ptr<kernel::PacketSource> source;
     std::unique_ptr<ControlServer> control;
@@ -225,6 +227,18 @@ struct Service::Impl {
         auto spec = kernel::RulesetSpec::from_config(*cfg, backend);
         spec.never = protection.prefixes();
         nft.apply(spec, active_bans(wall_now()));
+    }
+
+    // Someone removed our table or part of it: put table, never-ban sets and
+    // every active ban back in one transaction.
+    void restore_ruleset(const char* what) {
+        try {
+            apply_ruleset();
+            log.write(fmt::format("portsentry-nfq: {}: table inet portsentry restored with {} bans", what,
+                                  active_bans(wall_now()).size()));
+        } catch (const std::exception& e) {
+            log.write(fmt::format("portsentry-nfq: cannot restore ruleset: {}", e.what()));
+        }
     }
 
     void open_source() {
@@ -771,6 +785,13 @@ Service::Service(const Options& o) {
     m.protection = gather(*m.cfg, m.protect_sources);
     m.log.write("portsentry-nfq: protected (never banned): " + protection_summary(m.protection));
     m.apply_ruleset();
+    if (!m.opts.no_ruleset) {
+        try {
+            m.monitor = std::make_unique<kernel::NftMonitor>(m.nft.portid());
+        } catch (const std::exception& e) {
+            m.log.write(fmt::format("portsentry-nfq: {}: a removed table is restored by the 1 s check only", e.what()));
+        }
+    }
     m.open_source();
     m.seed_engine();
     m.open_tripwires();
@@ -827,18 +848,23 @@ void Service::on_tick() {
     if (m.protect_dirty) m.refresh_protection();
     if (m.forget_history()) m.state_dirty = true;
     m.save_state();
-    // Someone flushed the ruleset (`nft flush ruleset`, a reload of
-    // nftables.service): restore the table and every ban at once.
+    // Fallback for lost notifications (monitor overrun or not bound).
     if (!m.opts.no_ruleset) {
         try {
-            if (!m.nft.table_exists()) {
-                m.apply_ruleset();
-                m.log.write("portsentry-nfq: table inet portsentry was removed by someone else: restored with bans");
-            }
+            if (!m.nft.table_exists()) m.restore_ruleset("table inet portsentry was removed by someone else");
         } catch (const std::exception& e) {
-            m.log.write(fmt::format("portsentry-nfq: cannot restore ruleset: {}", e.what()));
+            m.log.write(fmt::format("portsentry-nfq: cannot check ruleset: {}", e.what()));
         }
     }
+}
+
+int Service::monitor_fd() const { return impl_->monitor ? impl_->monitor->fd() : -1; }
+
+void Service::on_monitor() {
+    auto& m = *impl_;
+    // `nft flush ruleset` (Debian's nftables.conf on every reload), `nft
+    // flush table`, a deleted chain or set: restore at once, not on the tick.
+    if (m.monitor->drain()) m.restore_ruleset("table inet portsentry was changed by someone else");
 }
 
 void Service::on_tripwire(size_t index) { impl_->handle_tripwire(index); }

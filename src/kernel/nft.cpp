@@ -322,6 +322,8 @@ bool Nft::table_exists() {
     }
 }
 
+uint32_t Nft::portid() const { return impl_->portid; }
+
 void Nft::remove_table() { impl_->run(detail::build_remove_table(impl_->seq)); }
 
 }  // namespace portsentry::kernel

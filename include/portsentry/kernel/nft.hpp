@@ -102,6 +102,7 @@ public:
     // (flush + add), for live protection updates. Throws on failure.
     void set_never(const std::vector<net::Cidr>& prefixes);
     bool table_exists();
+    uint32_t portid() const;  // this socket's netlink portid (NftMonitor)
     void remove_table();  // --remove-ruleset; no error if absent
 
 private:

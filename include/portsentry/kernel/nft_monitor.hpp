@@ -1,0 +1,41 @@
+// Listens to nftables change notifications (NFNLGRP_NFTABLES, what
+// `nft monitor` reads) for deletions in `table inet portsentry` made by
+// anyone but us: `nft flush ruleset` (Debian's nftables.conf does it on
+// every `systemctl reload nftables`), `nft flush table`, a deleted chain or
+// set. The daemon then restores the table and its bans at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace portsentry::kernel {
+
+struct NftMonitorCounters {
+    uint64_t foreign_changes = 0;  // deletions in our table by another socket
+    uint64_t overruns = 0;         // ENOBUFS: notifications lost (caller must check the table)
+};
+
+class NftMonitor {
+public:
+    // `own_portid`: the daemon's Nft socket (Nft::portid()); its own changes
+    // (the replace in apply(), element updates) are not reported.
+    explicit NftMonitor(uint32_t own_portid);  // throws std::system_error
+    ~NftMonitor();
+    NftMonitor(const NftMonitor&) = delete;
+    NftMonitor& operator=(const NftMonitor&) = delete;
+
+    int fd() const;
+    // Reads every pending notification (non-blocking). True when a foreign
+    // deletion of our table, or of a chain, rule or set in it, was seen, or
+    // when notifications were lost: the caller should check and restore.
+    bool drain();
+    const NftMonitorCounters& counters() const { return counters_; }
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    NftMonitorCounters counters_;
+};
+
+}  // namespace portsentry::kernel

@@ -1,0 +1,108 @@
+#include "portsentry/kernel/nft_monitor.hpp"
+
+#include <errno.h>
+#include <libmnl/libmnl.h>
+#include <libnftnl/chain.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <system_error>
+#include <vector>
+
+#include "portsentry/kernel/nft.hpp"
+
+namespace portsentry::kernel {
+
+namespace {
+
+struct MnlDel {
+    void operator()(mnl_socket* s) const { mnl_socket_close(s); }
+};
+
+// The table a deletion notification names, or "" for other messages.
+std::string deleted_in(const nlmsghdr* nlh) {
+    const auto type = static_cast<uint16_t>(NFNL_MSG_TYPE(nlh->nlmsg_type));
+    auto table_of = [&](auto alloc, auto parse, auto get, auto release, uint16_t attr) {
+        auto* o = alloc();
+        if (!o) return std::string();
+        std::string name;
+        if (parse(nlh, o) == 0)
+            if (const char* t = get(o, attr)) name = t;
+        release(o);
+        return name;
+    };
+    switch (type) {
+    case NFT_MSG_DELTABLE:
+        return table_of(nftnl_table_alloc, nftnl_table_nlmsg_parse, nftnl_table_get_str, nftnl_table_free,
+                        NFTNL_TABLE_NAME);
+    case NFT_MSG_DELCHAIN:
+        return table_of(nftnl_chain_alloc, nftnl_chain_nlmsg_parse, nftnl_chain_get_str, nftnl_chain_free,
+                        NFTNL_CHAIN_TABLE);
+    case NFT_MSG_DELRULE:
+        return table_of(nftnl_rule_alloc, nftnl_rule_nlmsg_parse, nftnl_rule_get_str, nftnl_rule_free,
+                        NFTNL_RULE_TABLE);
+    case NFT_MSG_DELSET:
+        return table_of(nftnl_set_alloc, nftnl_set_nlmsg_parse, nftnl_set_get_str, nftnl_set_free, NFTNL_SET_TABLE);
+    default:
+        return {};  // additions, element changes (bans come and go), generations
+    }
+}
+
+}  // namespace
+
+struct NftMonitor::Impl {
+    std::unique_ptr<mnl_socket, MnlDel> nl;
+    uint32_t own_portid = 0;
+    std::vector<char> buf = std::vector<char>(MNL_SOCKET_BUFFER_SIZE * 4);
+};
+
+NftMonitor::NftMonitor(uint32_t own_portid) : impl_(std::make_unique<Impl>()) {
+    impl_->own_portid = own_portid;
+    impl_->nl.reset(mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    if (!impl_->nl) throw std::system_error(errno, std::generic_category(), "nftables monitor: netlink socket");
+    if (mnl_socket_bind(impl_->nl.get(), 1U << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0)
+        throw std::system_error(errno, std::generic_category(), "nftables monitor: bind to NFNLGRP_NFTABLES");
+}
+
+NftMonitor::~NftMonitor() = default;
+
+int NftMonitor::fd() const { return mnl_socket_get_fd(impl_->nl.get()); }
+
+bool NftMonitor::drain() {
+    bool changed = false;
+    for (;;) {
+        ssize_t n = mnl_socket_recvfrom(impl_->nl.get(), impl_->buf.data(), impl_->buf.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            if (errno == ENOBUFS) {  // a burst of changes overflowed us: assume the worst
+                ++counters_.overruns;
+                changed = true;
+                continue;
+            }
+            break;  // EAGAIN: all read
+        }
+        int len = static_cast<int>(n);
+        for (auto* nlh = reinterpret_cast<const nlmsghdr*>(impl_->buf.data()); mnl_nlmsg_ok(nlh, len);
+             nlh = mnl_nlmsg_next(nlh, &len)) {
+            if (NFNL_SUBSYS_ID(nlh->nlmsg_type) != NFNL_SUBSYS_NFTABLES) continue;
+            // nf_tables stamps notifications with the portid of the socket
+            // that made the change: ours are the daemon's own replaces.
+            if (nlh->nlmsg_pid == impl_->own_portid) continue;
+            const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
+            if (nfg->nfgen_family != NFPROTO_INET) continue;
+            if (deleted_in(nlh) == kTable) {
+                ++counters_.foreign_changes;
+                changed = true;
+            }
+        }
+    }
+    return changed;
+}
+
+}  // namespace portsentry::kernel
