@@ -411,5 +411,16 @@ done
 if [ -z "$bad" ]; then pass restart-bans-restored "$A4 $A6 $A4_UDP"; else fail restart-bans-restored "missing after restart:$bad"; dump_log restart; fi
 if banned banned $A4_KILL; then fail restart-no-spurious-ban "$A4_KILL (scanned while the daemon was dead) is banned"; else pass restart-no-spurious-ban; fi
 
+# Live tampering, as `systemctl reload nftables` does with Debian's
+# nftables.conf: the daemon hears it through nftables notifications.
+in_v nft flush ruleset
+restored=0
+for _ in $(seq 20); do
+    if banned banned "$A4" && banned banned6 "$A6"; then restored=1; break; fi
+    sleep 0.1
+done
+if [ $restored -eq 1 ]; then pass flush-ruleset-restored "table and bans back within 2 s"
+else fail flush-ruleset-restored "table or bans missing 2 s after nft flush ruleset"; dump_log restart; fi
+
 [ "$FAILS" -eq 0 ] || { dump_log first; dump_log restart; }
 finish
