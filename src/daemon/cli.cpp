@@ -2,6 +2,7 @@
 // --import-legacy, --remove-ruleset) and the operator commands.
 #include "portsentry/daemon/cli.hpp"
 
+#include <algorithm>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,12 +102,16 @@ int offline(const Options& o, const std::vector<std::string>& w) {
     const int64_t now = std::time(nullptr);
     if (verb == "unban") {
         const bool table = nft.table_exists();
-        if (table) nft.del_bans({*c});
-        bool had = store.erase(*c);
+        auto lifted = store.erase_within(*c, now);
+        if (table) {
+            std::vector<net::Cidr> del = lifted;
+            if (std::find(del.begin(), del.end(), *c) == del.end()) del.push_back(*c);
+            nft.del_bans(del);
+        }
         store.save();
-        std::cout << "unbanned " << c->to_string() << (had ? "" : " (it was not in the ban table)")
-                  << (table ? " (daemon not running: state file and nft set edited)\n"
-                            : " (daemon not running and no table inet portsentry loaded: state file edited)\n");
+        std::cout << render_unban(store, *c, lifted, now)
+                  << (table ? "(daemon not running: state file and nft set edited)\n"
+                            : "(daemon not running and no table inet portsentry loaded: state file edited)\n");
         return 0;
     }
     // ban

@@ -678,14 +678,38 @@ ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::c
 ControlReply Service::Impl::cmd_unban(const std::string& arg) {
     auto c = net::Cidr::parse(arg);
     if (!c) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address or CIDR\n", arg)};
-    nft.del_bans({*c});
-    bool had = store.erase(*c);
+    const int64_t now = wall_now();
+    auto lifted = store.erase_within(*c, now);
+    // The kernel may hold the element without the table knowing (added by
+    // hand): delete the prefix itself in any case.
+    std::vector<net::Cidr> del = lifted;
+    if (std::find(del.begin(), del.end(), *c) == del.end()) del.push_back(*c);
+    nft.del_bans(del);
+    for (const auto& p : lifted)
+        if (p.prefix == p.addr.bits()) engine.forget(p.addr);
+    if (c->prefix == c->addr.bits()) engine.forget(c->addr);
     state_dirty = true;
     save_state();
-    if (c->prefix == c->addr.bits()) engine.forget(c->addr);
-    log.write(fmt::format("portsentry-nfq: {} unbanned by admin", c->to_string()));
-    event("unban", {{"prefix", c->to_string()}, {"origin", "admin"}, {"was_banned", had}});
-    return {0, fmt::format("unbanned {}{}\n", c->to_string(), had ? "" : " (it was not in the ban table)")};
+    log.write(fmt::format("portsentry-nfq: {} unbanned by admin ({} ban{} lifted)", c->to_string(), lifted.size(),
+                          lifted.size() == 1 ? "" : "s"));
+    event("unban", {{"prefix", c->to_string()}, {"origin", "admin"}, {"lifted", lifted.size()}});
+    return {0, render_unban(store, *c, lifted, now)};
+}
+
+std::string render_unban(const BanStore& store, const net::Cidr& c, const std::vector<net::Cidr>& lifted, int64_t now) {
+    std::string s;
+    if (lifted.empty()) {
+        s = fmt::format("unbanned {} (it was not in the ban table)\n", c.to_string());
+    } else {
+        s = fmt::format("unbanned {}:", c.to_string());
+        for (const auto& p : lifted) s += " " + p.to_string();
+        s += "\n";
+    }
+    // A wider ban still covers it (the /64 an IPv6 host was folded into).
+    if (const BanRecord* r = store.covering(c.addr, now); r && r->prefix.prefix < c.prefix)
+        s += fmt::format("note: {} is still banned as {}; unban that prefix to lift it\n", c.to_string(),
+                         r->prefix.to_string());
+    return s;
 }
 
 ControlReply render_list(const BanStore& store, bool json) {
@@ -745,8 +769,11 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
     // Escalation: what the next detection of this address would cost it.
     const auto* h = store.find(net::Cidr::host(*a));
     const auto next = engine::BanPolicy::from_config(cfg).duration((h ? h->count : 0) + 1);
-    s += fmt::format("{}: a new detection would ban it {}\n", arg,
-                     next.count() == 0 ? std::string("permanently") : fmt::format("for {}s", next.count()));
+    const std::string len = next.count() == 0 ? std::string("permanently") : fmt::format("for {}s", next.count());
+    if (h && h->active(now))
+        s += fmt::format("{}: if it offends again after this ban, it is banned {}\n", arg, len);
+    else
+        s += fmt::format("{}: a new detection would ban it {}\n", arg, len);
     return {0, s};
 }
 

@@ -134,6 +134,19 @@ const BanRecord* BanStore::covering(const net::IpAddr& a, int64_t now) const {
 
 bool BanStore::erase(const net::Cidr& prefix) { return records_.erase(prefix) > 0; }
 
+std::vector<net::Cidr> BanStore::erase_within(const net::Cidr& c, int64_t now) {
+    std::vector<net::Cidr> active;
+    for (auto it = records_.lower_bound(net::Cidr{c.addr, 0}); it != records_.end() && c.contains(it->first.addr);) {
+        if (it->first.prefix < c.prefix) {  // a wider ban starting at the same address
+            ++it;
+            continue;
+        }
+        if (it->second.active(now)) active.push_back(it->first);
+        it = records_.erase(it);
+    }
+    return active;
+}
+
 void BanStore::end_ban(const net::Cidr& prefix, int64_t now, const std::string& why) {
     auto it = records_.find(prefix);
     if (it == records_.end() || !it->second.active(now)) return;

@@ -107,6 +107,9 @@ s_aggregate() {
     expect "protected /64: three single bans" set_has banned6 2001:db8:1::b1
     expect_not "protected /64: never aggregated" set_has banned6 2001:db8:1::/64
     expect "refusal logged" log_has "inside 2001:db8:1::/64|in 2001:db8:1::/64, but the /64 covers protected"
+    out=$(ctl "$conf" unban 2001:db8:1:5::a1)
+    expect "unban of a folded host says the /64 still covers it" \
+        grep -q "still banned as 2001:db8:1:5::/64" <<<"$out"
     out=$(ctl "$conf" status)
     expect "status counts the aggregation" grep -q "IPv6 /64s aggregated: 1" <<<"$out"
     expect_eq "json_log: the aggregated event" "$(events "$dir/events.json" aggregated prefix hosts)" \
@@ -126,6 +129,7 @@ s_evict() {
     for a in "$A4_NULL" "$A4_XMAS" "$A4_UDP"; do probe_from "$a" "$V_A4" 7; done
     wait_until 2 set_has banned "$A4_UDP"
     expect "four bans fill the set of size 4" set_has banned "$A4_NULL"
+    expect_not "N = size bans: nothing evicted yet" log_has "evicted the oldest ban"
     probe_from "$A4_LATE" "$V_A4" 7
     expect "a fifth ban gets in" wait_until 2 set_has banned "$A4_LATE"
     expect_not "the oldest ban was evicted" set_has banned "$A4_FIN"
@@ -136,6 +140,9 @@ s_evict() {
     out=$(ctl "$conf" why "$A4_FIN")
     expect "why: evicted" grep -q "evicted: the ban set was full" <<<"$out"
     expect_not "no ban error" log_has "Could not block host"
+    out=$(ctl "$conf" unban 198.51.100.0/24)
+    expect "unban of a /24 lifts every ban inside it" grep -q "unbanned 198.51.100.0/24: .*$A4_LATE" <<<"$out"
+    expect_not "... and their set elements" set_has banned "$A4_XMAS"
     expect_eq "json_log: the evicted event" "$(events "$dir/events.json" evicted prefix origin set_size)" \
         "$A4_FIN detector 4"
     daemon_stop TERM

@@ -18,6 +18,10 @@ ControlReply render_list(const BanStore& store, bool json);
 // `protection` (nullable) names why an address is never banned ("protected: gateway").
 ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& addr,
                         const engine::Protection* protection = nullptr);
+// What `unban C` reports: the bans it lifted (C's own and every ban inside
+// it), and a wider ban that still covers C.
+std::string render_unban(const BanStore& store, const net::Cidr& c, const std::vector<net::Cidr>& lifted,
+                         int64_t now);
 
 class Service {
 public:
@@ -31,6 +35,11 @@ public:
     // resolv.conf, utmp) changed; on_protect(fd) re-gathers and updates @never.
     std::vector<int> protect_fds() const;
     void on_protect(int fd);
+
+    // nftables change notifications (-1 with --no-ruleset): someone deleted
+    // our table or part of it; on_monitor() restores table and bans at once.
+    int monitor_fd() const;
+    void on_monitor();
 
     void log_ready();
     void on_packets();

@@ -60,6 +60,9 @@ public:
     // Most specific active record covering `a`.
     const BanRecord* covering(const net::IpAddr& a, int64_t now) const;
     bool erase(const net::Cidr& prefix);
+    // `unban CIDR`: erases `c`'s own record and every record inside it
+    // (history too: an unban forgives). Returns the bans that were active.
+    std::vector<net::Cidr> erase_within(const net::Cidr& c, int64_t now);
     // Ends an active ban now (eviction, aggregation), keeping it as history.
     void end_ban(const net::Cidr& prefix, int64_t now, const std::string& why);
     // Forgets ended bans: those that ended `keep_for` seconds ago or more,

@@ -138,6 +138,28 @@ TEST(BanStore, OldestActivePrefersDetectorBansAndSkipsSpare) {
     EXPECT_EQ(s.active_count(AF_INET, 100), 3u);
 }
 
+TEST(BanStore, EraseWithinLiftsThePrefixAndEverythingInsideOnly) {
+    BanStore s("/nonexistent/state");
+    s.record_ban(cidr("198.51.100.0/24"), "admin", 10, 0);
+    s.record_ban(cidr("198.51.100.0/25"), "admin", 10, 0);
+    s.record_ban(cidr("198.51.100.5"), "detector", 10, 0);
+    s.record_ban(cidr("198.51.100.255"), "detector", 10, 5);  // ended: history, erased silently
+    s.record_ban(cidr("198.51.101.0"), "detector", 10, 0);    // next /24: untouched
+    s.record_ban(cidr("198.51.0.0/16"), "admin", 10, 0);      // wider: untouched
+    auto lifted = s.erase_within(cidr("198.51.100.0/25"), 100);
+    ASSERT_EQ(lifted.size(), 2u);
+    EXPECT_EQ(lifted[0], cidr("198.51.100.0/25"));
+    EXPECT_EQ(lifted[1], cidr("198.51.100.5"));
+    EXPECT_NE(s.find(cidr("198.51.100.0/24")), nullptr) << "a wider ban at the same address stays";
+    EXPECT_NE(s.find(cidr("198.51.100.255")), nullptr) << "outside the /25";
+    lifted = s.erase_within(cidr("198.51.100.0/24"), 100);
+    ASSERT_EQ(lifted.size(), 1u);  // the /24 itself; .255 was history
+    EXPECT_EQ(s.find(cidr("198.51.100.255")), nullptr);
+    EXPECT_NE(s.find(cidr("198.51.101.0")), nullptr);
+    EXPECT_NE(s.find(cidr("198.51.0.0/16")), nullptr);
+    EXPECT_TRUE(s.erase_within(cidr("192.0.2.1"), 100).empty());
+}
+
 TEST(BanStore, HostsWithinListsActiveHostBansOfOnePrefix) {
     BanStore s("/nonexistent/state");
     s.record_ban(cidr("2001:db8:1:2::a"), "detector", 10, 0);
