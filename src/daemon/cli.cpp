@@ -115,12 +115,8 @@ int offline(const Options& o, const std::vector<std::string>& w) {
         return 0;
     }
     // ban
-    if (auto m = cfg.ignore.match(c->addr)) {
-        std::cerr << "error: refusing to ban " << w[1] << ": it is in the ignore list (" << m->to_string() << ")\n";
-        return 1;
-    }
-    if (auto why = protection.match(c->addr)) {
-        std::cerr << "error: refusing to ban " << w[1] << ": it is protected: " << engine::to_string(*why) << "\n";
+    if (auto why = refuse_ban(*c, cfg, protection)) {
+        std::cerr << "error: refusing to ban " << w[1] << ": " << *why << "\n";
         return 1;
     }
     std::chrono::seconds bt = cfg.ban_time;

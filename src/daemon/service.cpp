@@ -644,21 +644,14 @@ ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::c
                                     const std::string& origin) {
     auto c = net::Cidr::parse(arg);
     if (!c) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address or CIDR\n", arg)};
-    if (auto m = cfg->ignore.match(c->addr))
-        return {1, fmt::format("error: refusing to ban {}: it is protected (ignore list {})\n", arg, m->to_string())};
-    // A prefix is refused when it covers any protected address: @never would
-    // exempt them anyway, and the admin should know the ban has a hole.
-    if (auto why = protection.match(c->addr))
-        return {1, fmt::format("error: refusing to ban {}: it is protected: {}\n", arg, engine::to_string(*why))};
-    for (const auto& p : protection.prefixes())
-        if (c->contains(p.addr) && p.prefix >= c->prefix)
-            return {1, fmt::format("error: refusing to ban {}: it covers {}, protected: {}\n", arg, p.to_string(),
-                                   engine::to_string(*protection.match(p.addr)))};
+    if (auto why = refuse_ban(*c, *cfg, protection)) return {1, fmt::format("error: refusing to ban {}: {}\n", arg, *why)};
     auto bt = t.value_or(cfg->ban_time);
     kernel::BanElement e{*c, std::nullopt};
     if (bt.count() > 0) e.timeout = bt;
-    nft.add_bans({e});
     const int64_t now = wall_now();
+    // A full set evicts its oldest detector ban for an admin's (or fail2ban's).
+    if (auto failed = install_bans({e}, now); !failed.empty())
+        return {1, fmt::format("error: cannot ban {}: {}\n", arg, failed.begin()->second)};
     store.record_ban(*c, origin, now, bt.count());
     state_dirty = true;
     save_state();
@@ -710,6 +703,25 @@ std::string render_unban(const BanStore& store, const net::Cidr& c, const std::v
         s += fmt::format("note: {} is still banned as {}; unban that prefix to lift it\n", c.to_string(),
                          r->prefix.to_string());
     return s;
+}
+
+std::optional<std::string> refuse_ban(const net::Cidr& c, const config::Config& cfg, const engine::Protection& protection) {
+    // Inside a protected prefix: the whole ban would be exempt.
+    for (const auto& p : cfg.ignore.entries())
+        if (p.prefix <= c.prefix && p.contains(c.addr)) return fmt::format("it is protected (ignore list {})", p.to_string());
+    if (auto why = protection.match(c.addr)) {
+        for (const auto& p : protection.prefixes())
+            if (p.prefix <= c.prefix && p.contains(c.addr)) return fmt::format("it is protected: {}", engine::to_string(*why));
+    }
+    // Over a protected address: @never would exempt it anyway, and the admin
+    // should know the ban has a hole.
+    for (const auto& p : cfg.ignore.entries())
+        if (c.contains(p.addr) && p.prefix >= c.prefix)
+            return fmt::format("it covers {}, protected: ignore list", p.to_string());
+    for (const auto& p : protection.prefixes())
+        if (c.contains(p.addr) && p.prefix >= c.prefix)
+            return fmt::format("it covers {}, protected: {}", p.to_string(), engine::to_string(*protection.match(p.addr)));
+    return std::nullopt;
 }
 
 ControlReply render_list(const BanStore& store, bool json) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ ControlReply render_list(const BanStore& store, bool json);
 // `protection` (nullable) names why an address is never banned ("protected: gateway").
 ControlReply render_why(const BanStore& store, const config::Config& cfg, const std::string& addr,
                         const engine::Protection* protection = nullptr);
+// Why `ban C` must be refused (C is protected, or covers a protected or
+// ignored address), or nullopt. Shared by the daemon and the offline CLI.
+std::optional<std::string> refuse_ban(const net::Cidr& c, const config::Config& cfg,
+                                      const engine::Protection& protection);
 // What `unban C` reports: the bans it lifted (C's own and every ban inside
 // it), and a wider ban that still covers C.
 std::string render_unban(const BanStore& store, const net::Cidr& c, const std::vector<net::Cidr>& lifted,

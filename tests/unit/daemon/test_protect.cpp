@@ -304,3 +304,23 @@ TEST(ProtectWatch, ResolvConfAndUtmpChangesAreSeenOtherFilesAreNot) {
 }
 
 }  // namespace
+
+#include "portsentry/daemon/service.hpp"
+
+TEST(RefuseBan, ProtectedAddressesAndPrefixesCoveringThem) {
+    using portsentry::engine::ProtectReason;
+    namespace net = portsentry::net;
+    portsentry::config::Config cfg;
+    cfg.ignore.insert(*net::Cidr::parse("203.0.113.0/25"));
+    portsentry::engine::Protection prot;
+    prot.add(*net::IpAddr::parse("198.51.100.1"), ProtectReason::gateway);
+    auto refuse = [&](const char* c) { return portsentry::daemon::refuse_ban(*net::Cidr::parse(c), cfg, prot); };
+    EXPECT_EQ(refuse("198.51.100.2"), std::nullopt);
+    EXPECT_EQ(refuse("198.51.100.1"), "it is protected: gateway");
+    EXPECT_EQ(refuse("198.51.100.0/24"), "it covers 198.51.100.1, protected: gateway");
+    EXPECT_EQ(refuse("198.51.100.0/31"), "it covers 198.51.100.1, protected: gateway");
+    EXPECT_EQ(refuse("198.51.100.2/31"), std::nullopt);  // .2-.3: next to the gateway, not over it
+    EXPECT_EQ(refuse("203.0.113.9"), "it is protected (ignore list 203.0.113.0/25)");
+    EXPECT_EQ(refuse("203.0.113.0/24"), "it covers 203.0.113.0/25, protected: ignore list");
+    EXPECT_EQ(refuse("203.0.113.128/25"), std::nullopt);
+}
