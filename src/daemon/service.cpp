@@ -626,6 +626,7 @@ ControlReply Service::Impl::cmd_why(const std::string& arg) {
     auto a = net::IpAddr::parse(arg);
     if (!a || r.status != 0) return r;
     const auto now = engine::Clock::now();
+    if (r.text.find(": protected") != std::string::npos) return r;  // the engine never tracks them
     auto info = engine.source_info(*a, now);
     if (!info) {
         r.text += fmt::format("{}: no probe from it is remembered (none, or forgotten by the max_tracked_sources cap)\n", arg);
@@ -756,12 +757,15 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
     if (!a) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address\n", arg)};
     const int64_t now = wall_now();
     std::string s;
+    bool is_protected = true;
     if (auto m = cfg.ignore.match(*a))
         s += fmt::format("{}: protected: ignore list ({})\n", arg, m->to_string());
     else if (auto why = protection ? protection->match(*a) : std::nullopt)
         s += fmt::format("{}: protected: {}\n", arg, engine::to_string(*why));
-    else
+    else {
         s += fmt::format("{}: not protected\n", arg);
+        is_protected = false;
+    }
     if (const auto* r = store.covering(*a, now)) {
         s += fmt::format("{}: banned as {} by {} since {} until {} ({} time{})\n", arg, r->prefix.to_string(),
                          r->origin, format_epoch(r->first_seen), format_epoch(r->expires), r->count,
@@ -778,6 +782,7 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
                              : h->ended == "evicted" ? std::string(" (evicted: the ban set was full)")
                                                      : " (superseded by " + h->ended + ")");
     }
+    if (is_protected) return {0, s};  // never banned by a detection: no escalation to tell
     // Escalation: what the next detection of this address would cost it.
     const auto* h = store.find(net::Cidr::host(*a));
     const auto next = engine::BanPolicy::from_config(cfg).duration((h ? h->count : 0) + 1);

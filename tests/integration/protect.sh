@@ -71,7 +71,7 @@ s_protect() {
     expect "log: protected: gateway" log_has "attackalert: protected: gateway: host [^ ]+/${P_GW//./\\.} "
     expect "log: protected: resolver" log_has "attackalert: protected: resolver: host [^ ]+/${P_NS//./\\.} "
     expect_eq "protected line logged once per source (3 probes from the gateway)" \
-        "$(daemon_logs | grep -c "protected: gateway: host [^ ]*/$P_GW ")" 1
+        "$(grep -c "protected: gateway: host [^ ]*/$P_GW " "$DAEMON_LOG")" 1
     local ctl=(ip netns exec "$NS_V" "$BIN" -c "$CONF" "${CONF_ARGS[@]}")
     out=$(timeout 10 "${ctl[@]}" why "$P_GW" 2>&1)
     expect "why $P_GW says 'protected: gateway' (got: ${out//$'\n'/ | })" grep -qF "$P_GW: protected: gateway" <<<"$out"

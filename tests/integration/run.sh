@@ -393,9 +393,13 @@ else
         CUR_TAG="$BACKEND/yaml --dry-run"
         write_config yaml "$RUN_TMP/dry-run-yaml"
         scenario_run "dry-run: detect, change nothing" s_dry_run
-        CUR_TAG="$BACKEND/yaml protect"
-        write_config yaml "$RUN_TMP/protect-yaml"
-        scenario_run "never ban: gateway, resolver (live)" s_protect
+        # Every backend: on nflog the kernel rule itself drops, so protected
+        # sources need their own accept rule there.
+        for BACKEND in "${AVAILABLE[@]}"; do
+            CUR_TAG="$BACKEND/yaml protect"
+            write_config yaml "$RUN_TMP/protect-yaml-$BACKEND"
+            scenario_run "never ban: gateway, resolver (live)" s_protect
+        done
         lab_down
     fi
     # fail2ban both ways (f2b/f2b.sh): once, on the first backend.
