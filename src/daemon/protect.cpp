@@ -137,7 +137,12 @@ std::vector<net::IpAddr> session_addresses(std::span<const struct utmpx> records
         if (w[0] == 0 && w[1] == 0 && w[2] == 0 && w[3] == 0) continue;  // local login: no address
         uint8_t b[16];
         std::memcpy(b, w, 16);
-        const bool v4 = w[1] == 0 && w[2] == 0 && w[3] == 0;
+        bool v4 = w[1] == 0 && w[2] == 0 && w[3] == 0;
+        // The binary field cannot tell 192.0.2.1 from an IPv6 address whose
+        // last 96 bits are zero; ut_host (sshd writes the address there
+        // unless UseDNS resolves it) settles it when it holds one.
+        const std::string host(r.ut_host, strnlen(r.ut_host, sizeof r.ut_host));
+        if (auto h = net::IpAddr::parse(host); h && h->is_v6() && !h->unmapped().is_v4()) v4 = false;
         push_unique(out, net::IpAddr::from_bytes(v4 ? AF_INET : AF_INET6, b).unmapped());
     }
     return out;

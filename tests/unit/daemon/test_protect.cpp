@@ -174,6 +174,16 @@ TEST(Utmp, RemoteUserProcessesOnly) {
     EXPECT_EQ(strs(session_addresses(recs)), (S{"192.0.2.10", "2001:db8::10", "198.51.100.9"}));
 }
 
+TEST(Utmp, HostFieldSettlesAnIpv6AddressThatLooksLikeIpv4) {
+    // 2001:db8:: has its last 96 bits zero: the binary field alone reads as 32.1.13.184.
+    auto amb = login(USER_PROCESS, "frank", "2001:db8::");
+    auto v4 = login(USER_PROCESS, "grace", "192.0.2.10");
+    std::strncpy(amb.ut_host, "2001:db8::", sizeof amb.ut_host - 1);
+    std::strncpy(v4.ut_host, "192.0.2.10", sizeof v4.ut_host - 1);
+    std::vector<struct utmpx> recs = {amb, v4};
+    EXPECT_EQ(strs(session_addresses(recs)), (S{"2001:db8::", "192.0.2.10"}));
+}
+
 TEST(Utmp, ReadsRawRecordsAndIgnoresAPartialTail) {
     char path[] = "/tmp/ps-utmp-XXXXXX";
     int fd = ::mkstemp(path);
