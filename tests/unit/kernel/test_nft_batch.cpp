@@ -246,8 +246,12 @@ TEST(NftBatch, SmallBanSetSizeNeverShrinksTheNeverSets) {
         std::unique_ptr<nftnl_set, SetFree> s(nftnl_set_alloc());
         ASSERT_EQ(nftnl_set_nlmsg_parse(x.nlh, s.get()), 0);
         std::string n = nftnl_set_get_str(s.get(), NFTNL_SET_NAME);
-        if (n == "banned" || n == "banned6") EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE), 4u) << n;
-        if (n == "never") EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE), kNeverSetSize);
+        if (n == "banned" || n == "banned6") {
+            EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE), 4u) << n;
+        }
+        if (n == "never") {
+            EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE), kNeverSetSize);
+        }
     }
 }
 
