@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <ctime>
@@ -226,7 +227,11 @@ struct Service::Impl {
         if (opts.no_ruleset) return;
         auto spec = kernel::RulesetSpec::from_config(*cfg, backend);
         spec.never = protection.prefixes();
+        trim_to_set_size(wall_now());
         nft.apply(spec, active_bans(wall_now()));
+        // Our own replace queued a notification per element (maybe an
+        // overrun): nothing in the monitor's queue is news now.
+        if (monitor) monitor->discard();
     }
 
     // Someone removed our table or part of it: put table, never-ban sets and
@@ -436,6 +441,39 @@ struct Service::Impl {
         return policy.duration((r ? r->count : 0) + 1);
     }
 
+    // The engine remembers hosts as blocked until their own ban ends; when a
+    // covering ban goes early (unban, eviction), they must count afresh.
+    void forget_hosts(const std::vector<net::Cidr>& prefixes) {
+        for (const auto& p : prefixes)
+            if (p.prefix == p.addr.bits()) engine.forget(p.addr);
+    }
+
+    // The state may hold more bans than a set takes (ban_set_size lowered,
+    // offline bans): keep the newest, evict the rest as a full set would.
+    void trim_to_set_size(int64_t now) {
+        for (uint8_t family : {uint8_t(AF_INET), uint8_t(AF_INET6)}) {
+            const size_t n = store.active_count(family, now);
+            if (n <= cfg->ban_set_size) continue;
+            std::vector<std::pair<std::pair<bool, int64_t>, net::Cidr>> order;
+            for (const auto& [p, r] : store.records())
+                if (p.addr.family == family && r.active(now)) order.push_back({{r.origin != "detector", r.last_seen}, p});
+            std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+            const size_t excess = n - cfg->ban_set_size;
+            std::vector<net::Cidr> gone;
+            for (size_t i = 0; i < excess; ++i) {
+                gone.push_back(order[i].second);
+                store.end_ban(order[i].second, now, "evicted");
+                event("evicted", {{"prefix", order[i].second.to_string()}, {"set_size", cfg->ban_set_size}});
+            }
+            forget_hosts(gone);
+            ban_evictions += excess;
+            state_dirty = true;
+            log.write(fmt::format("portsentry-nfq: the ban table holds {} {} bans but ban_set_size is {}: evicted the "
+                                  "{} oldest",
+                                  n, family == AF_INET6 ? "IPv6" : "IPv4", cfg->ban_set_size, excess));
+        }
+    }
+
     // Adds `bans` in one batch. When the kernel refuses it, each element is
     // retried alone so one bad element (a full set, a covering prefix) is
     // reported against its own prefix only; a full set evicts its oldest ban
@@ -483,8 +521,8 @@ struct Service::Impl {
                                   e.what()));
             return false;
         }
+        forget_hosts(store.within(victim.prefix, now, false));  // a /64's folded hosts too
         store.end_ban(victim.prefix, now, "evicted");
-        if (victim.prefix.prefix == victim.prefix.addr.bits()) engine.forget(victim.prefix.addr);
         ++ban_evictions;
         state_dirty = true;
         event("evicted", {{"prefix", victim.prefix.to_string()}, {"origin", victim.origin},
@@ -650,9 +688,22 @@ ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::c
     kernel::BanElement e{*c, std::nullopt};
     if (bt.count() > 0) e.timeout = bt;
     const int64_t now = wall_now();
-    // A full set evicts its oldest detector ban for an admin's (or fail2ban's).
-    if (auto failed = install_bans({e}, now); !failed.empty())
+    // Bans inside the new prefix would overlap it in the interval set: the
+    // prefix replaces them in one transaction, as a /64 aggregation does.
+    std::vector<net::Cidr> inside;
+    for (const auto& p : store.within(*c, now, true))
+        if (!(p == *c)) inside.push_back(p);
+    if (!inside.empty()) {
+        try {
+            nft.replace_bans(inside, {e});
+        } catch (const std::exception& ex) {
+            return {1, fmt::format("error: cannot ban {}: {}\n", arg, ex.what())};
+        }
+        for (const auto& p : inside) store.end_ban(p, now, c->to_string());
+    } else if (auto failed = install_bans({e}, now); !failed.empty()) {
+        // A full set evicts its oldest detector ban for an admin's (or fail2ban's).
         return {1, fmt::format("error: cannot ban {}: {}\n", arg, failed.begin()->second)};
+    }
     store.record_ban(*c, origin, now, bt.count());
     state_dirty = true;
     save_state();
@@ -673,14 +724,20 @@ ControlReply Service::Impl::cmd_unban(const std::string& arg) {
     auto c = net::Cidr::parse(arg);
     if (!c) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address or CIDR\n", arg)};
     const int64_t now = wall_now();
-    auto lifted = store.erase_within(*c, now);
+    const auto inside = store.within(*c, now, false);  // history too: the engine forgets them all
+    const auto lifted = store.within(*c, now, true);
     // The kernel may hold the element without the table knowing (added by
-    // hand): delete the prefix itself in any case.
+    // hand): delete the prefix itself in any case. Kernel first: if it
+    // refuses, the table still describes what is banned.
     std::vector<net::Cidr> del = lifted;
     if (std::find(del.begin(), del.end(), *c) == del.end()) del.push_back(*c);
-    nft.del_bans(del);
-    for (const auto& p : lifted)
-        if (p.prefix == p.addr.bits()) engine.forget(p.addr);
+    try {
+        nft.del_bans(del);
+    } catch (const std::exception& e) {
+        return {1, fmt::format("error: cannot unban {}: {}\n", arg, e.what())};
+    }
+    store.erase_within(*c, now);
+    forget_hosts(inside);
     if (c->prefix == c->addr.bits()) engine.forget(c->addr);
     state_dirty = true;
     save_state();
@@ -695,8 +752,10 @@ std::string render_unban(const BanStore& store, const net::Cidr& c, const std::v
     if (lifted.empty()) {
         s = fmt::format("unbanned {} (it was not in the ban table)\n", c.to_string());
     } else {
-        s = fmt::format("unbanned {}:", c.to_string());
-        for (const auto& p : lifted) s += " " + p.to_string();
+        s = fmt::format("unbanned {}: {} ban{} lifted:", c.to_string(), lifted.size(), lifted.size() == 1 ? "" : "s");
+        constexpr size_t kShown = 16;  // an unban of a /8 can lift thousands
+        for (size_t i = 0; i < lifted.size() && i < kShown; ++i) s += " " + lifted[i].to_string();
+        if (lifted.size() > kShown) s += fmt::format(" ... and {} more", lifted.size() - kShown);
         s += "\n";
     }
     // A wider ban still covers it (the /64 an IPv6 host was folded into).
@@ -865,7 +924,7 @@ void Service::log_ready() {
     auto& m = *impl_;
     m.log.write(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
                              config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),
-                             m.cfg->udp.block, m.store.records().size(), m.cfg->dry_run ? ", DRY RUN" : ""));
+                             m.cfg->udp.block, m.active_bans(wall_now()).size(), m.cfg->dry_run ? ", DRY RUN" : ""));
 }
 
 void Service::on_packets() {
@@ -895,7 +954,7 @@ void Service::on_tick() {
     // Fallback for lost notifications (monitor overrun or not bound).
     if (!m.opts.no_ruleset) {
         try {
-            if (!m.nft.table_exists()) m.restore_ruleset("table inet portsentry was removed by someone else");
+            if (!m.nft.ruleset_intact()) m.restore_ruleset("table inet portsentry was changed by someone else");
         } catch (const std::exception& e) {
             m.log.write(fmt::format("portsentry-nfq: cannot check ruleset: {}", e.what()));
         }
@@ -908,7 +967,15 @@ void Service::on_monitor() {
     auto& m = *impl_;
     // `nft flush ruleset` (Debian's nftables.conf on every reload), `nft
     // flush table`, a deleted chain or set: restore at once, not on the tick.
-    if (m.monitor->drain()) m.restore_ruleset("table inet portsentry was changed by someone else");
+    // A notification overrun also reports true: check before rebuilding, or
+    // a restore's own element notifications would trigger the next one.
+    if (!m.monitor->drain()) return;
+    try {
+        if (m.nft.ruleset_intact()) return;
+    } catch (const std::exception& e) {
+        m.log.write(fmt::format("portsentry-nfq: cannot check ruleset: {}", e.what()));
+    }
+    m.restore_ruleset("table inet portsentry was changed by someone else");
 }
 
 void Service::on_tripwire(size_t index) { impl_->handle_tripwire(index); }

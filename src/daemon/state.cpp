@@ -134,6 +134,13 @@ const BanRecord* BanStore::covering(const net::IpAddr& a, int64_t now) const {
 
 bool BanStore::erase(const net::Cidr& prefix) { return records_.erase(prefix) > 0; }
 
+std::vector<net::Cidr> BanStore::within(const net::Cidr& c, int64_t now, bool active_only) const {
+    std::vector<net::Cidr> out;
+    for (auto it = records_.lower_bound(net::Cidr{c.addr, 0}); it != records_.end() && c.contains(it->first.addr); ++it)
+        if (it->first.prefix >= c.prefix && (!active_only || it->second.active(now))) out.push_back(it->first);
+    return out;
+}
+
 std::vector<net::Cidr> BanStore::erase_within(const net::Cidr& c, int64_t now) {
     std::vector<net::Cidr> active;
     for (auto it = records_.lower_bound(net::Cidr{c.addr, 0}); it != records_.end() && c.contains(it->first.addr);) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/common.h>
+#include <libnftnl/rule.h>
 #include <libnftnl/table.h>
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
@@ -94,6 +95,7 @@ struct Nft::Impl {
     uint32_t portid = 0;
     uint32_t seq = 0;
     int sndbuf = 0;
+    size_t applied_rules = 0;  // rules of the last apply() (ruleset_intact)
 
     Impl() {
         nl.reset(mnl_socket_open(NETLINK_NETFILTER));
@@ -222,7 +224,54 @@ std::vector<Backend> Nft::probe_backends() {
 }
 
 void Nft::apply(const RulesetSpec& spec, const std::vector<BanElement>& bans) {
-    impl_->run(detail::build_apply(spec, bans, impl_->seq, true));
+    auto b = detail::build_apply(spec, bans, impl_->seq, true);
+    impl_->run(b);
+    impl_->applied_rules = detail::rule_count(spec);
+}
+
+size_t Nft::rule_count() {
+    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 8);
+    const uint32_t seq = impl_->seq++;
+    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
+    struct RuleDel { void operator()(nftnl_rule* x) const { nftnl_rule_free(x); } };
+    std::unique_ptr<nftnl_rule, RuleDel> filter(nftnl_rule_alloc());
+    if (!filter) throw std::bad_alloc();
+    nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, kTable);  // the kernel dumps this table only
+    nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+    if (mnl_socket_sendto(impl_->nl.get(), nlh, nlh->nlmsg_len) < 0)
+        throw std::system_error(errno, std::generic_category(), "nftables: list rules");
+    size_t count = 0;
+    for (;;) {
+        ssize_t n = mnl_socket_recvfrom(impl_->nl.get(), buf.data(), buf.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw std::system_error(errno, std::generic_category(), "nftables: list rules reply");
+        }
+        int len = static_cast<int>(n);
+        for (auto* r = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(r, len); r = mnl_nlmsg_next(r, &len)) {
+            if (r->nlmsg_seq != seq) continue;
+            if (r->nlmsg_type == NLMSG_DONE) return count;
+            if (r->nlmsg_type == NLMSG_ERROR) {
+                int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(r))->error;
+                if (err == ENOENT) return 0;
+                throw std::system_error(err, std::generic_category(), "nftables: list rules of inet portsentry");
+            }
+            if (NFNL_MSG_TYPE(r->nlmsg_type) != NFT_MSG_NEWRULE) continue;
+            std::unique_ptr<nftnl_rule, RuleDel> rule(nftnl_rule_alloc());
+            if (rule && nftnl_rule_nlmsg_parse(r, rule.get()) == 0 &&
+                nftnl_rule_get_u32(rule.get(), NFTNL_RULE_FAMILY) == NFPROTO_INET) {
+                const char* t = nftnl_rule_get_str(rule.get(), NFTNL_RULE_TABLE);
+                if (t && std::strcmp(t, kTable) == 0) ++count;
+            }
+        }
+    }
+}
+
+bool Nft::ruleset_intact() {
+    if (!table_exists()) return false;
+    // A flushed table or a deleted chain leaves the table with fewer rules;
+    // a set cannot go while a rule still uses it.
+    return impl_->applied_rules == 0 || rule_count() == impl_->applied_rules;
 }
 
 void Nft::check(const RulesetSpec& spec) { impl_->run(detail::build_apply(spec, {}, impl_->seq, false)); }
@@ -254,6 +303,14 @@ void Nft::add_bans(const std::vector<BanElement>& bans) {
 }
 
 void Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
+    // One acknowledged message per prefix: thousands of ACKs at once would
+    // overrun the receive buffer, so large unbans go in slices.
+    if (prefixes.size() > kDelSlice) {
+        for (size_t i = 0; i < prefixes.size(); i += kDelSlice)
+            del_bans(std::vector<net::Cidr>(prefixes.begin() + static_cast<std::ptrdiff_t>(i),
+                                            prefixes.begin() + static_cast<std::ptrdiff_t>(std::min(i + kDelSlice, prefixes.size()))));
+        return;
+    }
     std::vector<net::Cidr> todo = prefixes;
     // Deleting an absent element fails its message with ENOENT and aborts the
     // batch (kernels before 6.3 have no DESTROYSETELEM): drop those and resend.

@@ -722,6 +722,8 @@ Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq)
     return b;
 }
 
+size_t rule_count(const RulesetSpec& spec) { return describe(spec).rules.size(); }
+
 Batch build_replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add, uint32_t first_seq) {
     Batch b(first_seq);
     b.begin();

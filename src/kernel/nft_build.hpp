@@ -154,6 +154,8 @@ Batch build_set_never(const std::vector<net::Cidr>& prefixes, uint32_t first_seq
 // One message per prefix, so that an absent element's ENOENT can be told
 // apart and the batch resent without it.
 Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq);
+// How many rules build_apply() creates for `spec`.
+size_t rule_count(const RulesetSpec& spec);
 // Deletes `del`, then adds `add`, in one transaction.
 Batch build_replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add, uint32_t first_seq);
 // add + delete: no error whether or not the table exists.

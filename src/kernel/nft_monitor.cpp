@@ -68,6 +68,11 @@ NftMonitor::NftMonitor(uint32_t own_portid) : impl_(std::make_unique<Impl>()) {
     if (!impl_->nl) throw std::system_error(errno, std::generic_category(), "nftables monitor: netlink socket");
     if (mnl_socket_bind(impl_->nl.get(), 1U << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0)
         throw std::system_error(errno, std::generic_category(), "nftables monitor: bind to NFNLGRP_NFTABLES");
+    // Every ban is an element notification too: room for bursts of them.
+    const int fd = mnl_socket_get_fd(impl_->nl.get());
+    const int rcvbuf = 8 << 20;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 }
 
 NftMonitor::~NftMonitor() = default;
@@ -103,6 +108,13 @@ bool NftMonitor::drain() {
         }
     }
     return changed;
+}
+
+void NftMonitor::discard() {
+    for (;;) {
+        ssize_t n = mnl_socket_recvfrom(impl_->nl.get(), impl_->buf.data(), impl_->buf.size());
+        if (n < 0 && errno != EINTR && errno != ENOBUFS) return;  // EAGAIN: empty
+    }
 }
 
 }  // namespace portsentry::kernel

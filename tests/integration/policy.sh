@@ -112,6 +112,12 @@ s_aggregate() {
         grep -q "still banned as 2001:db8:1:5::/64" <<<"$out"
     out=$(ctl "$conf" status)
     expect "status counts the aggregation" grep -q "IPv6 /64s aggregated: 1" <<<"$out"
+    # The /64 lifted early: its folded hosts are new again, not "already blocked".
+    ctl "$conf" unban 2001:db8:1:5::/64 >/dev/null
+    expect_not "unban of the /64 removes it" set_has banned6 2001:db8:1:5::/64
+    probe_from 2001:db8:1:5::a1 "$V_A6" 9
+    expect "a folded host that offends again after the unban is banned again" \
+        wait_until 2 set_has banned6 2001:db8:1:5::a1
     expect_eq "json_log: the aggregated event" "$(events "$dir/events.json" aggregated prefix hosts)" \
         "2001:db8:1:5::/64 ['2001:db8:1:5::a1', '2001:db8:1:5::a2', '2001:db8:1:5::a3']"
     daemon_stop TERM
@@ -140,8 +146,14 @@ s_evict() {
     out=$(ctl "$conf" why "$A4_FIN")
     expect "why: evicted" grep -q "evicted: the ban set was full" <<<"$out"
     expect_not "no ban error" log_has "Could not block host"
+    # An admin's prefix over banned hosts replaces them (the interval set
+    # would refuse an overlapping element).
+    out=$(ctl "$conf" ban 198.51.100.4/31 2>&1)  # A4_NULL and A4_XMAS
+    expect "ban of a /31 over two banned hosts succeeds (got: $out)" set_has banned 198.51.100.4/31
+    expect_not "... the hosts inside are folded into it" set_has banned "$A4_NULL"
+    expect "... the hosts beyond it stay" set_has banned "$A4_UDP"
     out=$(ctl "$conf" unban 198.51.100.0/24)
-    expect "unban of a /24 lifts every ban inside it" grep -q "unbanned 198.51.100.0/24: .*$A4_LATE" <<<"$out"
+    expect "unban of a /24 lifts every ban inside it (got: $out)" grep -q "unbanned 198.51.100.0/24: 3 bans lifted: 198.51.100.4/31 $A4_UDP $A4_LATE" <<<"$out"
     expect_not "... and their set elements" set_has banned "$A4_XMAS"
     expect_eq "json_log: the evicted event" "$(events "$dir/events.json" evicted prefix origin set_size)" \
         "$A4_FIN detector 4"
@@ -156,6 +168,14 @@ s_restore() {
     local dir=$RUN_TMP/restore conf t0 ms
     conf=$dir/portsentry.yaml
     write_yaml_config "$dir" "$WATCH" 'udp: {mode: off}' 'kill_route: nft-set' 'ban_time: 1h'
+    # 2000 bans from the state file: a restore then queues thousands of
+    # element notifications, which must not look like tampering themselves.
+    "$PY" -c '
+import json, sys, time
+now = int(time.time())
+for i in range(2000):
+    print(json.dumps({"prefix": "10.9.%d.%d" % (i // 250, i % 250 + 1), "origin": "detector",
+                      "first_seen": now, "last_seen": now, "expires": now + 3600, "count": 1}))' >"$dir/portsentry-nfq.state"
     daemon_start auto "$conf" || { bad "daemon did not start"; return; }
     probe_from "$A4_KILL" "$V_A4" 7
     wait_until 2 set_has banned "$A4_KILL"
@@ -180,7 +200,15 @@ s_restore() {
     in_v nft delete rule inet portsentry prerouting handle "$handle"
     wait_until 2 bash -c "ip netns exec $NS_V nft list chain inet portsentry prerouting | grep -q 'ip saddr @banned drop'"
     expect "one deleted rule: restored" bash -c "ip netns exec $NS_V nft list chain inet portsentry prerouting | grep -q 'ip saddr @banned drop'"
-    expect "restore logged" log_has "changed by someone else: table inet portsentry restored with 1 bans"
+    expect "restore logged" log_has "changed by someone else: table inet portsentry restored with 2001 bans"
+    sleep 2
+    expect_eq "one restore per tampering, none triggered by the restores' own notifications" \
+        "$(grep -c 'restored with' "$DAEMON_LOG")" 3
+    kill -HUP "$DAEMON_PID"
+    sleep 2
+    expect "SIGHUP reloaded" log_has "configuration reloaded"
+    expect_eq "a reload (2001 bans re-added) is not mistaken for tampering" \
+        "$(grep -c 'restored with' "$DAEMON_LOG")" 3
     # Our own element changes are not mistaken for tampering.
     ctl "$conf" unban "$A4_KILL" >/dev/null
     sleep 0.5

@@ -60,6 +60,9 @@ public:
     // Most specific active record covering `a`.
     const BanRecord* covering(const net::IpAddr& a, int64_t now) const;
     bool erase(const net::Cidr& prefix);
+    // Records inside `c` (c's own and every narrower one), active ones only
+    // or history too.
+    std::vector<net::Cidr> within(const net::Cidr& c, int64_t now, bool active_only) const;
     // `unban CIDR`: erases `c`'s own record and every record inside it
     // (history too: an unban forgives). Returns the bans that were active.
     std::vector<net::Cidr> erase_within(const net::Cidr& c, int64_t now);

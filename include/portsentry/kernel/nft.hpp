@@ -93,7 +93,9 @@ public:
     // Re-adding an existing element is not an error; on kernels >= 6.12 its
     // timeout is refreshed to the new value, on older ones it keeps the old one.
     void add_bans(const std::vector<BanElement>& bans);
-    void del_bans(const std::vector<net::Cidr>& prefixes);  // missing elements are not an error
+    // Missing elements are not an error; large lists go in kDelSlice slices.
+    void del_bans(const std::vector<net::Cidr>& prefixes);
+    static constexpr size_t kDelSlice = 512;
     // Delete `del` and add `add` in one transaction (a /64 replacing its
     // hosts: no moment where neither is banned). If an element of `del` is
     // already gone, falls back to del_bans() then add_bans().
@@ -102,6 +104,11 @@ public:
     // (flush + add), for live protection updates. Throws on failure.
     void set_never(const std::vector<net::Cidr>& prefixes);
     bool table_exists();
+    // The table exists with every rule the last apply() created: false after
+    // `nft flush table`, a deleted chain or rule (sets cannot go while rules
+    // use them). Just table_exists() before any apply().
+    bool ruleset_intact();
+    size_t rule_count();  // rules in table inet portsentry (0 when absent)
     uint32_t portid() const;  // this socket's netlink portid (NftMonitor)
     void remove_table();  // --remove-ruleset; no error if absent
 

@@ -28,8 +28,13 @@ public:
     int fd() const;
     // Reads every pending notification (non-blocking). True when a foreign
     // deletion of our table, or of a chain, rule or set in it, was seen, or
-    // when notifications were lost: the caller should check and restore.
+    // when notifications were lost: the caller should check (Nft::
+    // ruleset_intact) and restore only what is really gone.
     bool drain();
+    // Reads and drops everything pending: after our own apply() (thousands
+    // of element notifications, perhaps an overrun) nothing in the queue
+    // can be news.
+    void discard();
     const NftMonitorCounters& counters() const { return counters_; }
 
 private:
