@@ -28,6 +28,7 @@ A4=198.51.100.2 A6=2001:db8:1::2 F4=203.0.113.2 F6=2001:db8:2::2
 A4_UDP=198.51.100.3 A4_LATE=198.51.100.7 A4_KILL=198.51.100.8 A4_BASE=198.51.100.9
 # Debian's stock ADVANCED_EXCLUDE_TCP: these answer as before (DESIGN §7).
 EXCLUDED_TCP="113 139"
+EXCLUDED_UDP="520 138 137 67"   # ADVANCED_EXCLUDE_UDP below: they answer as before
 PS=/tmp/ps
 DAEMON_PID=""
 
@@ -100,11 +101,13 @@ summary() {
     [ "$(count "$1" closed)" -gt 20 ] && c="..."
     echo "${s# }${o:+ (open: $o)}${c:+ (closed: $c)}"
 }
-# closed_watched NAME: closed ports that are watched (not in EXCLUDED_TCP).
+# closed_watched NAME [EXCLUDED]: closed ports that are watched (not in
+# EXCLUDED, default EXCLUDED_TCP).
 closed_watched() {
+    local excluded=${2:-$EXCLUDED_TCP}
     case $(ignored "$1") in "closed "*) echo "most ports"; return ;; esac
     ports "$1" closed | while read -r p; do
-        case " $EXCLUDED_TCP " in *" $p "*) ;; *) echo "$p" ;; esac
+        case " $excluded " in *" $p "*) ;; *) echo "$p" ;; esac
     done | tr '\n' ' '
 }
 
@@ -319,8 +322,8 @@ if [ -z "$missing" ]; then pass daemon-ruleset-features; else
 fi
 
 # --------------------------------------------------------------- attacker --
-check_scan() {   # check_scan NAME SET ADDR: 0 watched closed ports, ADDR banned
-    c=$(closed_watched "$1")
+check_scan() {   # check_scan NAME SET ADDR [EXCLUDED]: 0 watched closed ports, ADDR banned
+    c=$(closed_watched "$1" "${4:-$EXCLUDED_TCP}")
     if [ -z "$c" ]; then pass "$1-0-closed" "$(summary "$1")"; else fail "$1-0-closed" "closed watched ports revealed: $c"; fi
     if banned "$2" "$3"; then pass "$1-banned" "$3 in $2"; else fail "$1-banned" "$3 not in $2"; fi
 }
@@ -334,7 +337,7 @@ if scan scan6 attacker $A6 $V_A6 -sS -p1-200; then
 else fail scan6 "nmap failed"; fi
 if scan scanudp attacker $A4_UDP $V_A4 -sU -p1-100; then
     info "nmap scanudp ($A4_UDP -> $V_A4 udp 1-100, daemon up): $(summary scanudp)"
-    check_scan scanudp banned $A4_UDP
+    check_scan scanudp banned $A4_UDP "$EXCLUDED_UDP"
 else fail scanudp "nmap failed"; fi
 
 # ----------------------------------------------------------------- friend --
