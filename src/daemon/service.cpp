@@ -448,6 +448,28 @@ struct Service::Impl {
             if (p.prefix == p.addr.bits()) engine.forget(p.addr);
     }
 
+    // Someone deleted ban elements with nft (`nft delete element`, `nft flush
+    // set`): their decision stands. Forget those bans as an unban would, so
+    // list/why/restore do not bring back what the kernel no longer has.
+    void forget_foreign_unbans(const std::vector<net::IpAddr>& starts) {
+        const int64_t now = wall_now();
+        std::vector<net::Cidr> gone;
+        for (const auto& a : starts)
+            for (const auto& p : store.starting_at(a, now)) {
+                forget_hosts(store.within(p, now, false));
+                store.erase_within(p, now);
+                gone.push_back(p);
+                event("unban", {{"prefix", p.to_string()}, {"origin", "nft"}});
+            }
+        if (gone.empty()) return;
+        state_dirty = true;
+        std::string list;
+        for (size_t i = 0; i < gone.size() && i < 16; ++i) list += " " + gone[i].to_string();
+        if (gone.size() > 16) list += fmt::format(" ... and {} more", gone.size() - 16);
+        log.write(fmt::format("portsentry-nfq: {} ban{} deleted outside portsentry-nfq (nft), treated as unban{}:{}",
+                              gone.size(), gone.size() == 1 ? "" : "s", gone.size() == 1 ? "" : "s", list));
+    }
+
     // The state may hold more bans than a set takes (ban_set_size lowered,
     // offline bans): keep the newest, evict the rest as a full set would.
     void trim_to_set_size(int64_t now) {
@@ -969,7 +991,9 @@ void Service::on_monitor() {
     // flush table`, a deleted chain or set: restore at once, not on the tick.
     // A notification overrun also reports true: check before rebuilding, or
     // a restore's own element notifications would trigger the next one.
-    if (!m.monitor->drain()) return;
+    const bool changed = m.monitor->drain();
+    if (auto removed = m.monitor->take_removed_bans(); !removed.empty()) m.forget_foreign_unbans(removed);
+    if (!changed) return;
     try {
         if (m.nft.ruleset_intact()) return;
     } catch (const std::exception& e) {

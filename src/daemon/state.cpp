@@ -141,6 +141,13 @@ std::vector<net::Cidr> BanStore::within(const net::Cidr& c, int64_t now, bool ac
     return out;
 }
 
+std::vector<net::Cidr> BanStore::starting_at(const net::IpAddr& a, int64_t now) const {
+    std::vector<net::Cidr> out;
+    for (auto it = records_.lower_bound(net::Cidr{a, 0}); it != records_.end() && it->first.addr == a; ++it)
+        if (it->second.active(now)) out.push_back(it->first);
+    return out;
+}
+
 std::vector<net::Cidr> BanStore::erase_within(const net::Cidr& c, int64_t now) {
     std::vector<net::Cidr> active;
     for (auto it = records_.lower_bound(net::Cidr{c.addr, 0}); it != records_.end() && c.contains(it->first.addr);) {

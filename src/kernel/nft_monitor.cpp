@@ -13,6 +13,7 @@
 
 #include <cstring>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "portsentry/kernel/nft.hpp"
@@ -101,6 +102,11 @@ bool NftMonitor::drain() {
             if (nlh->nlmsg_pid == impl_->own_portid) continue;
             const auto* nfg = static_cast<const nfgenmsg*>(mnl_nlmsg_get_payload(nlh));
             if (nfg->nfgen_family != NFPROTO_INET) continue;
+            if (NFNL_MSG_TYPE(nlh->nlmsg_type) == NFT_MSG_DELSETELEM) {
+                // Portid 0 is the kernel itself (an element timing out), not a person.
+                if (nlh->nlmsg_pid != 0) collect_removed(nlh);
+                continue;
+            }
             if (deleted_in(nlh) == kTable) {
                 ++counters_.foreign_changes;
                 changed = true;
@@ -109,6 +115,36 @@ bool NftMonitor::drain() {
     }
     return changed;
 }
+
+void NftMonitor::collect_removed(const void* msg) {
+    const auto* nlh = static_cast<const nlmsghdr*>(msg);
+    struct SetDel {
+        void operator()(nftnl_set* x) const { nftnl_set_free(x); }
+    };
+    std::unique_ptr<nftnl_set, SetDel> set(nftnl_set_alloc());
+    if (!set || nftnl_set_elems_nlmsg_parse(nlh, set.get()) < 0) return;
+    const char* table = nftnl_set_get_str(set.get(), NFTNL_SET_TABLE);
+    const char* name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
+    if (!table || !name || std::strcmp(table, kTable) != 0) return;
+    const bool v6 = std::strcmp(name, "banned6") == 0;
+    if (!v6 && std::strcmp(name, "banned") != 0) return;
+    auto* it = nftnl_set_elems_iter_create(set.get());
+    if (!it) return;
+    while (nftnl_set_elem* e = nftnl_set_elems_iter_next(it)) {
+        // An interval is a start element and an END element: the start names the ban.
+        if (nftnl_set_elem_is_set(e, NFTNL_SET_ELEM_FLAGS) &&
+            (nftnl_set_elem_get_u32(e, NFTNL_SET_ELEM_FLAGS) & NFT_SET_ELEM_INTERVAL_END))
+            continue;
+        uint32_t len = 0;
+        const void* key = nftnl_set_elem_get(e, NFTNL_SET_ELEM_KEY, &len);
+        if (!key || len != (v6 ? 16U : 4U)) continue;
+        removed_.push_back(net::IpAddr::from_bytes(v6 ? AF_INET6 : AF_INET, static_cast<const uint8_t*>(key)));
+        ++counters_.foreign_unbans;
+    }
+    nftnl_set_elems_iter_destroy(it);
+}
+
+std::vector<net::IpAddr> NftMonitor::take_removed_bans() { return std::exchange(removed_, {}); }
 
 void NftMonitor::discard() {
     for (;;) {

@@ -209,10 +209,23 @@ for i in range(2000):
     expect "SIGHUP reloaded" log_has "configuration reloaded"
     expect_eq "a reload (2001 bans re-added) is not mistaken for tampering" \
         "$(grep -c 'restored with' "$DAEMON_LOG")" 3
+    # Elements deleted by hand with nft: the admin's decision stands, and the
+    # ban table follows (no ghost bans in list/why, none restored later).
+    in_v nft delete element inet portsentry banned '{ 10.9.0.1 }'
+    expect "nft delete element: logged as an unban" \
+        wait_until 2 log_has "1 ban deleted outside portsentry-nfq \\(nft\\), treated as unban: 10.9.0.1"
+    expect "nft delete element: why says not banned" bash -c "! $(printf '%q ' ip netns exec "$NS_V" "$BIN" -c "$conf") why 10.9.0.1 | grep -q 'banned as'"
+    in_v nft flush set inet portsentry banned
+    expect "nft flush set: every IPv4 ban forgotten" \
+        wait_until 2 bash -c "[ \"\$($(printf '%q ' ip netns exec "$NS_V" "$BIN" -c "$conf") list | grep -c '^[0-9]')\" = 0 ]"
     # Our own element changes are not mistaken for tampering.
+    local outside; outside=$(grep -c 'deleted outside' "$DAEMON_LOG")
+    ctl "$conf" ban "$A4_KILL" >/dev/null
     ctl "$conf" unban "$A4_KILL" >/dev/null
     sleep 0.5
     expect_eq "an unban is not a restore" "$(daemon_logs | grep -c 'restored with')" 3
+    expect_eq "our own unban is not reported as done by someone else" \
+        "$(grep -c 'deleted outside' "$DAEMON_LOG")" "$outside"
     daemon_stop TERM
 }
 

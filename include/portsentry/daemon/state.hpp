@@ -63,6 +63,8 @@ public:
     // Records inside `c` (c's own and every narrower one), active ones only
     // or history too.
     std::vector<net::Cidr> within(const net::Cidr& c, int64_t now, bool active_only) const;
+    // Active bans whose prefix starts at `a` (what a kernel interval element names).
+    std::vector<net::Cidr> starting_at(const net::IpAddr& a, int64_t now) const;
     // `unban CIDR`: erases `c`'s own record and every record inside it
     // (history too: an unban forgives). Returns the bans that were active.
     std::vector<net::Cidr> erase_within(const net::Cidr& c, int64_t now);

@@ -8,12 +8,16 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "portsentry/net/address.hpp"
 
 namespace portsentry::kernel {
 
 struct NftMonitorCounters {
     uint64_t foreign_changes = 0;  // deletions in our table by another socket
     uint64_t overruns = 0;         // ENOBUFS: notifications lost (caller must check the table)
+    uint64_t foreign_unbans = 0;   // ban elements deleted by another program
 };
 
 class NftMonitor {
@@ -31,6 +35,10 @@ public:
     // when notifications were lost: the caller should check (Nft::
     // ruleset_intact) and restore only what is really gone.
     bool drain();
+    // Start addresses of ban elements another program deleted from banned /
+    // banned6 since the last call (`nft delete element`, `nft flush set`):
+    // the daemon treats them as unbans. Filled by drain().
+    std::vector<net::IpAddr> take_removed_bans();
     // Reads and drops everything pending: after our own apply() (thousands
     // of element notifications, perhaps an overrun) nothing in the queue
     // can be news.
@@ -38,9 +46,12 @@ public:
     const NftMonitorCounters& counters() const { return counters_; }
 
 private:
+    void collect_removed(const void* nlh);
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
     NftMonitorCounters counters_;
+    std::vector<net::IpAddr> removed_;
 };
 
 }  // namespace portsentry::kernel
