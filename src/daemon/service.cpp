@@ -536,8 +536,9 @@ struct Service::Impl {
         const BanRecord* r = store.oldest_active(family, now, spare);
         if (!r) return false;
         const BanRecord victim = *r;
+        size_t deleted = 0;
         try {
-            nft.del_bans({victim.prefix});
+            deleted = nft.del_bans({victim.prefix});
         } catch (const std::exception& e) {
             log.write(fmt::format("portsentry-nfq: cannot evict {} from the full ban set: {}", victim.prefix.to_string(),
                                   e.what()));
@@ -545,8 +546,15 @@ struct Service::Impl {
         }
         forget_hosts(store.within(victim.prefix, now, false));  // a /64's folded hosts too
         store.end_ban(victim.prefix, now, "evicted");
-        ++ban_evictions;
         state_dirty = true;
+        if (deleted == 0) {
+            // Already gone from the kernel (a stale record): no room was made,
+            // so it is not an eviction; the caller tries the next oldest.
+            log.write(fmt::format("portsentry-nfq: ban of {} was no longer in the kernel set: forgotten",
+                                  victim.prefix.to_string()));
+            return true;
+        }
+        ++ban_evictions;
         event("evicted", {{"prefix", victim.prefix.to_string()}, {"origin", victim.origin},
                           {"banned_at", victim.last_seen}, {"set_size", cfg->ban_set_size}});
         log.write(fmt::format("portsentry-nfq: ban set {} is full ({} bans): evicted the oldest ban, {} ({}, banned {})",

@@ -302,14 +302,17 @@ void Nft::add_bans(const std::vector<BanElement>& bans) {
     throw NftError(first->error(), first->object(), what);
 }
 
-void Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
+size_t Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
     // One acknowledged message per prefix: thousands of ACKs at once would
     // overrun the receive buffer, so large unbans go in slices.
     if (prefixes.size() > kDelSlice) {
-        for (size_t i = 0; i < prefixes.size(); i += kDelSlice)
-            del_bans(std::vector<net::Cidr>(prefixes.begin() + static_cast<std::ptrdiff_t>(i),
-                                            prefixes.begin() + static_cast<std::ptrdiff_t>(std::min(i + kDelSlice, prefixes.size()))));
-        return;
+        size_t deleted = 0;
+        for (size_t i = 0; i < prefixes.size(); i += kDelSlice) {
+            const auto end = std::min(i + kDelSlice, prefixes.size());
+            deleted += del_bans(std::vector<net::Cidr>(prefixes.begin() + static_cast<std::ptrdiff_t>(i),
+                                                       prefixes.begin() + static_cast<std::ptrdiff_t>(end)));
+        }
+        return deleted;
     }
     std::vector<net::Cidr> todo = prefixes;
     // Deleting an absent element fails its message with ENOENT and aborts the
@@ -318,7 +321,7 @@ void Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
     while (!todo.empty()) {
         detail::Batch b = detail::build_del_bans(todo, impl_->seq);
         auto errors = impl_->talk(b);
-        if (errors.empty()) return;
+        if (errors.empty()) return todo.size();
         std::set<size_t> absent;
         for (auto& r : errors) {
             if (r.err != ENOENT || r.seq == b.begin_seq()) throw make_error(b, r);
@@ -330,6 +333,7 @@ void Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
             if (!absent.count(i)) rest.push_back(todo[i]);
         todo = std::move(rest);
     }
+    return 0;
 }
 
 void Nft::replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add) {

@@ -93,8 +93,9 @@ public:
     // Re-adding an existing element is not an error; on kernels >= 6.12 its
     // timeout is refreshed to the new value, on older ones it keeps the old one.
     void add_bans(const std::vector<BanElement>& bans);
-    // Missing elements are not an error; large lists go in kDelSlice slices.
-    void del_bans(const std::vector<net::Cidr>& prefixes);
+    // Missing elements are not an error; returns how many were there and
+    // went. Large lists go in kDelSlice slices.
+    size_t del_bans(const std::vector<net::Cidr>& prefixes);
     static constexpr size_t kDelSlice = 512;
     // Delete `del` and add `add` in one transaction (a /64 replacing its
     // hosts: no moment where neither is banned). If an element of `del` is
