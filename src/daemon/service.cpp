@@ -145,6 +145,7 @@ struct Service::Impl {
     uint64_t ban_errors = 0;
     uint64_t ban_evictions = 0;   // bans evicted from a full set
     uint64_t aggregations = 0;    // IPv6 /64s banned in place of their hosts
+    uint64_t restores = 0;        // table rebuilt after someone else changed it
     // A full set evicts one ban per try; a few tries cover elements that are
     // in the set but not in our table (added by hand with nft).
     static constexpr int kMaxEvictTries = 4;
@@ -239,6 +240,7 @@ struct Service::Impl {
     void restore_ruleset(const char* what) {
         try {
             apply_ruleset();
+            ++restores;
             log.write(fmt::format("portsentry-nfq: {}: table inet portsentry restored with {} bans", what,
                                   active_bans(wall_now()).size()));
         } catch (const std::exception& e) {
@@ -684,6 +686,17 @@ ControlReply Service::Impl::cmd_status() {
                      protection_summary(protection));
     s += fmt::format("ban errors: {}; evicted from a full set: {}; IPv6 /64s aggregated: {}\n", ban_errors,
                      ban_evictions, aggregations);
+    if (monitor) {
+        const auto& mc = monitor->counters();
+        s += fmt::format("nftables monitor: table restored {} times after changes by others, {} bans deleted with nft "
+                         "(forgotten), {} overruns\n",
+                         restores, mc.foreign_unbans, mc.overruns);
+    }
+    if (events) {
+        const auto& ec = events->counters();
+        s += fmt::format("json_log {}: {} events, {} suppressed by the flood cap, {} write errors\n", events->path(),
+                         ec.written, ec.suppressed, ec.errors);
+    }
     return {0, s};
 }
 

@@ -226,6 +226,9 @@ for i in range(2000):
     expect_eq "an unban is not a restore" "$(daemon_logs | grep -c 'restored with')" 3
     expect_eq "our own unban is not reported as done by someone else" \
         "$(grep -c 'deleted outside' "$DAEMON_LOG")" "$outside"
+    local st; st=$(ctl "$conf" status)
+    say "$(grep 'nftables monitor' <<<"$st" | sed 's/^/    | /')"
+    expect "status: bans deleted with nft counted" grep -qE "nftables monitor: table restored 3 times after changes by others, 2001 bans deleted with nft" <<<"$st"
     daemon_stop TERM
 }
 
