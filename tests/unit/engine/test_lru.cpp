@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include "portsentry/engine/engine.hpp"
+#include "probes.hpp"
 
 namespace portsentry::engine {
 namespace {
@@ -19,14 +20,7 @@ using Outcome = Decision::Outcome;
 
 const TimePoint t0 = TimePoint{} + 1000h;
 
-net::Packet syn_from(const net::IpAddr& src) {
-    net::Packet p;
-    p.src = src;
-    p.proto = net::L4::tcp;
-    p.dport = 23;
-    p.tcp_flags = net::tcpflag::SYN;
-    return p;
-}
+net::Packet syn_from(const net::IpAddr& src) { return pstest::syn(src); }
 
 net::IpAddr v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
     const uint8_t bytes[4] = {a, b, c, d};

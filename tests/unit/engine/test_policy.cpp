@@ -4,6 +4,7 @@
 
 #include "portsentry/engine/engine.hpp"
 #include "portsentry/engine/policy.hpp"
+#include "probes.hpp"
 
 using namespace portsentry;
 using namespace std::chrono_literals;
@@ -86,15 +87,7 @@ TEST(SourceInfo, WhySeesWhetherTheLastProbeWasRateLimited) {
     c.ban_rate_per_prefix_per_minute = 0;
     engine::Engine e(c);
     const auto t0 = engine::TimePoint{} + 1000s;
-    auto probe = [&](const char* src, engine::TimePoint t) {
-        net::Packet p;
-        p.src = *net::IpAddr::parse(src);
-        p.dst = *net::IpAddr::parse("192.0.2.1");
-        p.proto = net::L4::tcp;
-        p.dport = 995;
-        p.tcp_flags = net::tcpflag::SYN;
-        return e.on_probe(p, true, t).outcome;
-    };
+    auto probe = [&](const char* src, engine::TimePoint t) { return e.on_probe(pstest::syn(src, 995), true, t).outcome; };
     const auto b = *net::IpAddr::parse("198.51.100.2");
     EXPECT_FALSE(e.source_info(b, t0).has_value());
     EXPECT_EQ(probe("198.51.100.1", t0), engine::Decision::Outcome::reported);

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "portsentry/engine/engine.hpp"
+#include "probes.hpp"
 
 namespace portsentry::engine {
 namespace {
@@ -14,16 +15,7 @@ const TimePoint t0 = TimePoint{} + 1000h;
 
 net::IpAddr ip(const char* s) { return *net::IpAddr::parse(s); }
 
-net::Packet syn(const char* src, uint16_t port = 23) {
-    net::Packet p;
-    p.src = ip(src);
-    p.dst = ip(p.src.is_v6() ? "2001:db8:ffff::1" : "203.0.113.1");
-    p.proto = net::L4::tcp;
-    p.sport = 40000;
-    p.dport = port;
-    p.tcp_flags = net::tcpflag::SYN;
-    return p;
-}
+using pstest::syn;
 
 class ProtectedEngine : public ::testing::Test {
 protected:

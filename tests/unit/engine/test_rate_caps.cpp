@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "portsentry/engine/engine.hpp"
+#include "probes.hpp"
 
 using namespace portsentry;
 using engine::Decision;
@@ -25,15 +26,7 @@ config::Config base(unsigned per_second, unsigned per_prefix) {
     return c;
 }
 
-net::Packet syn(const char* src) {
-    net::Packet p;
-    p.src = *net::IpAddr::parse(src);
-    p.dst = *net::IpAddr::parse("192.0.2.1");
-    p.proto = net::L4::tcp;
-    p.dport = 995;
-    p.tcp_flags = net::tcpflag::SYN;
-    return p;
-}
+net::Packet syn(const char* src) { return pstest::syn(src, 995); }
 
 std::string v4(unsigned net24, unsigned host) {
     return "198.51." + std::to_string(net24) + "." + std::to_string(host);
