@@ -478,16 +478,12 @@ struct Service::Impl {
         for (uint8_t family : {uint8_t(AF_INET), uint8_t(AF_INET6)}) {
             const size_t n = store.active_count(family, now);
             if (n <= cfg->ban_set_size) continue;
-            std::vector<std::pair<std::pair<bool, int64_t>, net::Cidr>> order;
-            for (const auto& [p, r] : store.records())
-                if (p.addr.family == family && r.active(now)) order.push_back({{r.origin != "detector", r.last_seen}, p});
-            std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
             const size_t excess = n - cfg->ban_set_size;
             std::vector<net::Cidr> gone;
-            for (size_t i = 0; i < excess; ++i) {
-                gone.push_back(order[i].second);
-                store.end_ban(order[i].second, now, "evicted");
-                event("evicted", {{"prefix", order[i].second.to_string()}, {"set_size", cfg->ban_set_size}});
+            for (const BanRecord* r : store.eviction_order(family, now, excess)) gone.push_back(r->prefix);
+            for (const auto& p : gone) {
+                event("evicted", {{"prefix", p.to_string()}, {"set_size", cfg->ban_set_size}});
+                store.end_ban(p, now, "evicted");
             }
             forget_hosts(gone);
             ban_evictions += excess;

@@ -198,17 +198,27 @@ size_t BanStore::active_count(uint8_t family, int64_t now) const {
     return n;
 }
 
+std::vector<const BanRecord*> BanStore::eviction_order(uint8_t family, int64_t now, size_t count,
+                                                       const std::vector<net::Cidr>& spare) const {
+    std::vector<const BanRecord*> v;
+    for (const auto& [p, r] : records_)
+        if (p.addr.family == family && r.active(now) && std::find(spare.begin(), spare.end(), p) == spare.end())
+            v.push_back(&r);
+    // Detector bans before any other origin, oldest first; ties in table order.
+    auto key = [](const BanRecord* r) { return std::make_pair(r->origin != "detector", r->last_seen); };
+    count = std::min(count, v.size());
+    std::partial_sort(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(count), v.end(),
+                      [&](const BanRecord* a, const BanRecord* b) {
+                          if (key(a) != key(b)) return key(a) < key(b);
+                          return CidrLess{}(a->prefix, b->prefix);
+                      });
+    v.resize(count);
+    return v;
+}
+
 const BanRecord* BanStore::oldest_active(uint8_t family, int64_t now, const std::vector<net::Cidr>& spare) const {
-    const BanRecord* best[2] = {nullptr, nullptr};  // [0] detector, [1] any origin
-    for (const auto& [p, r] : records_) {
-        if (p.addr.family != family || !r.active(now)) continue;
-        if (std::find(spare.begin(), spare.end(), p) != spare.end()) continue;
-        for (int k = 0; k < 2; ++k) {
-            if (k == 0 && r.origin != "detector") continue;
-            if (!best[k] || r.last_seen < best[k]->last_seen) best[k] = &r;
-        }
-    }
-    return best[0] ? best[0] : best[1];
+    auto v = eviction_order(family, now, 1, spare);
+    return v.empty() ? nullptr : v.front();
 }
 
 std::vector<net::Cidr> BanStore::hosts_within(const net::Cidr& prefix, int64_t now) const {

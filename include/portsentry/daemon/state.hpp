@@ -80,6 +80,9 @@ public:
     // last ban) detector ban, else the oldest of any origin; `spare` is never
     // chosen (the bans being added). nullptr: none active.
     const BanRecord* oldest_active(uint8_t family, int64_t now, const std::vector<net::Cidr>& spare = {}) const;
+    // The first `count` active bans of `family` in that same eviction order.
+    std::vector<const BanRecord*> eviction_order(uint8_t family, int64_t now, size_t count,
+                                                 const std::vector<net::Cidr>& spare = {}) const;
     // Active single-host bans inside `prefix`.
     std::vector<net::Cidr> hosts_within(const net::Cidr& prefix, int64_t now) const;
 

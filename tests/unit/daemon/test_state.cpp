@@ -136,6 +136,13 @@ TEST(BanStore, OldestActivePrefersDetectorBansAndSkipsSpare) {
     EXPECT_EQ(s.oldest_active(AF_INET, 100, {cidr("192.0.2.2"), cidr("192.0.2.3")})->prefix, cidr("192.0.2.1"));
     EXPECT_EQ(s.oldest_active(AF_INET6, 100)->prefix, cidr("2001:db8::1"));
     EXPECT_EQ(s.active_count(AF_INET, 100), 3u);
+    // The whole order (what a state larger than the set is trimmed by).
+    auto order = s.eviction_order(AF_INET, 100, 10);
+    ASSERT_EQ(order.size(), 3u);
+    EXPECT_EQ(order[0]->prefix, cidr("192.0.2.2"));
+    EXPECT_EQ(order[1]->prefix, cidr("192.0.2.3"));
+    EXPECT_EQ(order[2]->prefix, cidr("192.0.2.1"));
+    EXPECT_EQ(s.eviction_order(AF_INET, 100, 2).size(), 2u);
 }
 
 TEST(BanStore, EraseWithinLiftsThePrefixAndEverythingInsideOnly) {
