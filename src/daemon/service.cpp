@@ -213,6 +213,10 @@ struct Service::Impl {
                 {"scan", engine::scan_name(p.d.type, p.pkt.tcp_flags)}};
     }
 
+    size_t active_ban_count(int64_t now) const {
+        return store.active_count(AF_INET, now) + store.active_count(AF_INET6, now);
+    }
+
     std::vector<kernel::BanElement> active_bans(int64_t now) const {
         std::vector<kernel::BanElement> out;
         for (const auto& [p, r] : store.records()) {
@@ -242,7 +246,7 @@ struct Service::Impl {
             apply_ruleset();
             ++restores;
             log.write(fmt::format("portsentry-nfq: {}: table inet portsentry restored with {} bans", what,
-                                  active_bans(wall_now()).size()));
+                                  active_ban_count(wall_now())));
         } catch (const std::exception& e) {
             log.write(fmt::format("portsentry-nfq: cannot restore ruleset: {}", e.what()));
         }
@@ -664,9 +668,7 @@ ControlReply Service::Impl::command(const std::string& line) {
 ControlReply Service::Impl::cmd_status() {
     const auto& c = engine.counters();
     const auto& sc = source->counters();
-    size_t active = 0;
-    const int64_t now = wall_now();
-    for (const auto& [_, r] : store.records()) active += r.active(now);
+    const size_t active = active_ban_count(wall_now());
     std::string s;
     s += fmt::format("portsentry-nfq {} running since {}\n", PORTSENTRY_VERSION, format_epoch(started));
     s += fmt::format("config: {}{}\n", cfg->source_file, cfg->dry_run ? " (dry run)" : "");
@@ -703,7 +705,7 @@ ControlReply Service::Impl::cmd_why(const std::string& arg) {
     auto a = net::IpAddr::parse(arg);
     if (!a || r.status != 0) return r;
     const auto now = engine::Clock::now();
-    if (r.text.find(": protected") != std::string::npos) return r;  // the engine never tracks them
+    if (cfg->ignore.match(*a) || protection.match(*a)) return r;  // the engine never tracks them
     auto info = engine.source_info(*a, now);
     if (!info) {
         r.text += fmt::format("{}: no probe from it is remembered (none, or forgotten by the max_tracked_sources cap)\n", arg);
@@ -864,6 +866,7 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
         s += fmt::format("{}: not protected\n", arg);
         is_protected = false;
     }
+    const BanRecord* h = store.find(net::Cidr::host(*a));  // the host's own record, active or history
     if (const auto* r = store.covering(*a, now)) {
         s += fmt::format("{}: banned as {} by {} since {} until {} ({} time{})\n", arg, r->prefix.to_string(),
                          r->origin, format_epoch(r->first_seen), format_epoch(r->expires), r->count,
@@ -873,7 +876,7 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
                              format_epoch(r->last_seen));
     } else {
         s += fmt::format("{}: not banned\n", arg);
-        if (const auto* h = store.find(net::Cidr::host(*a)); h && h->count > 0)
+        if (h && h->count > 0)
             s += fmt::format("{}: banned {} time{} before; the last ban ({}) ended {}{}\n", arg, h->count,
                              h->count == 1 ? "" : "s", h->origin, format_epoch(h->expires),
                              h->ended.empty() ? std::string()
@@ -882,7 +885,6 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
     }
     if (is_protected) return {0, s};  // never banned by a detection: no escalation to tell
     // Escalation: what the next detection of this address would cost it.
-    const auto* h = store.find(net::Cidr::host(*a));
     const auto next = engine::BanPolicy::from_config(cfg).duration((h ? h->count : 0) + 1);
     const std::string len = next.count() == 0 ? std::string("permanently") : fmt::format("for {}s", next.count());
     if (h && h->active(now))
@@ -963,7 +965,7 @@ void Service::log_ready() {
     auto& m = *impl_;
     m.log.write(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
                              config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),
-                             m.cfg->udp.block, m.active_bans(wall_now()).size(), m.cfg->dry_run ? ", DRY RUN" : ""));
+                             m.cfg->udp.block, m.active_ban_count(wall_now()), m.cfg->dry_run ? ", DRY RUN" : ""));
 }
 
 void Service::on_packets() {
