@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <set>
 #include <system_error>
@@ -198,6 +199,34 @@ struct Nft::Impl {
         return errors;
     }
 
+    // One GET request (`build` fills the header it is given) and its replies:
+    // each message of this request goes to `on_msg` until the dump ends
+    // (NLMSG_DONE) or the ACK arrives. Returns 0 or the kernel's errno.
+    int query(uint16_t type, uint16_t flags, const std::function<void(nlmsghdr*)>& build,
+              const std::function<void(const nlmsghdr*)>& on_msg, const char* what) {
+        std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 8);
+        const uint32_t req = seq++;
+        nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, NFPROTO_INET, flags, req);
+        build(nlh);
+        if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
+            throw std::system_error(errno, std::generic_category(), fmt::format("nftables: {}", what));
+        for (;;) {  // replies and the final ACK/DONE may come in separate reads
+            ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                throw std::system_error(errno, std::generic_category(), fmt::format("nftables: {} reply", what));
+            }
+            int len = static_cast<int>(n);
+            for (auto* r = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(r, len);
+                 r = mnl_nlmsg_next(r, &len)) {
+                if (r->nlmsg_seq != req) continue;
+                if (r->nlmsg_type == NLMSG_DONE) return 0;
+                if (r->nlmsg_type == NLMSG_ERROR) return -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(r))->error;
+                on_msg(r);
+            }
+        }
+    }
+
     // Runs a batch; the first (most specific) kernel error is thrown.
     void run(const detail::Batch& b) {
         auto errors = talk(b);
@@ -230,41 +259,29 @@ void Nft::apply(const RulesetSpec& spec, const std::vector<BanElement>& bans) {
 }
 
 size_t Nft::rule_count() {
-    std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE * 8);
-    const uint32_t seq = impl_->seq++;
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETRULE, NFPROTO_INET, NLM_F_DUMP, seq);
     struct RuleDel { void operator()(nftnl_rule* x) const { nftnl_rule_free(x); } };
-    std::unique_ptr<nftnl_rule, RuleDel> filter(nftnl_rule_alloc());
-    if (!filter) throw std::bad_alloc();
-    nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, kTable);  // the kernel dumps this table only
-    nftnl_rule_nlmsg_build_payload(nlh, filter.get());
-    if (mnl_socket_sendto(impl_->nl.get(), nlh, nlh->nlmsg_len) < 0)
-        throw std::system_error(errno, std::generic_category(), "nftables: list rules");
     size_t count = 0;
-    for (;;) {
-        ssize_t n = mnl_socket_recvfrom(impl_->nl.get(), buf.data(), buf.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw std::system_error(errno, std::generic_category(), "nftables: list rules reply");
-        }
-        int len = static_cast<int>(n);
-        for (auto* r = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(r, len); r = mnl_nlmsg_next(r, &len)) {
-            if (r->nlmsg_seq != seq) continue;
-            if (r->nlmsg_type == NLMSG_DONE) return count;
-            if (r->nlmsg_type == NLMSG_ERROR) {
-                int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(r))->error;
-                if (err == ENOENT) return 0;
-                throw std::system_error(err, std::generic_category(), "nftables: list rules of inet portsentry");
-            }
-            if (NFNL_MSG_TYPE(r->nlmsg_type) != NFT_MSG_NEWRULE) continue;
+    int err = impl_->query(
+        NFT_MSG_GETRULE, NLM_F_DUMP,
+        [](nlmsghdr* nlh) {
+            std::unique_ptr<nftnl_rule, RuleDel> filter(nftnl_rule_alloc());
+            if (!filter) throw std::bad_alloc();
+            nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, kTable);  // the kernel dumps this table only
+            nftnl_rule_nlmsg_build_payload(nlh, filter.get());
+        },
+        [&](const nlmsghdr* r) {
+            if (NFNL_MSG_TYPE(r->nlmsg_type) != NFT_MSG_NEWRULE) return;
             std::unique_ptr<nftnl_rule, RuleDel> rule(nftnl_rule_alloc());
             if (rule && nftnl_rule_nlmsg_parse(r, rule.get()) == 0 &&
                 nftnl_rule_get_u32(rule.get(), NFTNL_RULE_FAMILY) == NFPROTO_INET) {
                 const char* t = nftnl_rule_get_str(rule.get(), NFTNL_RULE_TABLE);
                 if (t && std::strcmp(t, kTable) == 0) ++count;
             }
-        }
-    }
+        },
+        "list rules");
+    if (err == ENOENT) return 0;
+    if (err) throw std::system_error(err, std::generic_category(), "nftables: list rules of inet portsentry");
+    return count;
 }
 
 bool Nft::ruleset_intact() {
@@ -352,35 +369,20 @@ void Nft::set_never(const std::vector<net::Cidr>& prefixes) {
 }
 
 bool Nft::table_exists() {
-    std::vector<char> buf(65536);
-    uint32_t seq = impl_->seq++;
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETTABLE, NFPROTO_INET, NLM_F_ACK, seq);
     struct TableDel { void operator()(nftnl_table* x) const { nftnl_table_free(x); } };
-    std::unique_ptr<nftnl_table, TableDel> t(nftnl_table_alloc());
-    if (!t) throw std::bad_alloc();
-    nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, kTable);
-    nftnl_table_nlmsg_build_payload(nlh, t.get());
-    if (mnl_socket_sendto(impl_->nl.get(), nlh, nlh->nlmsg_len) < 0)
-        throw std::system_error(errno, std::generic_category(), "nftables: get table");
-    bool found = false;  // the table reply and the ACK may arrive in separate reads
-    for (;;) {
-        ssize_t n = mnl_socket_recvfrom(impl_->nl.get(), buf.data(), buf.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            throw std::system_error(errno, std::generic_category(), "nftables: get table reply");
-        }
-        for (auto* r = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(r, static_cast<int>(n));
-             r = mnl_nlmsg_next(r, reinterpret_cast<int*>(&n))) {
-            if (r->nlmsg_seq != seq) continue;
-            if (r->nlmsg_type == ((NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_NEWTABLE)) found = true;
-            if (r->nlmsg_type == NLMSG_ERROR) {
-                int err = -static_cast<const nlmsgerr*>(mnl_nlmsg_get_payload(r))->error;
-                if (err == 0) return found;
-                if (err == ENOENT) return false;
-                throw std::system_error(err, std::generic_category(), "nftables: get table inet portsentry");
-            }
-        }
-    }
+    bool found = false;
+    int err = impl_->query(
+        NFT_MSG_GETTABLE, NLM_F_ACK,
+        [](nlmsghdr* nlh) {
+            std::unique_ptr<nftnl_table, TableDel> t(nftnl_table_alloc());
+            if (!t) throw std::bad_alloc();
+            nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, kTable);
+            nftnl_table_nlmsg_build_payload(nlh, t.get());
+        },
+        [&](const nlmsghdr* r) { found |= NFNL_MSG_TYPE(r->nlmsg_type) == NFT_MSG_NEWTABLE; }, "get table");
+    if (err == ENOENT) return false;
+    if (err) throw std::system_error(err, std::generic_category(), "nftables: get table inet portsentry");
+    return found;
 }
 
 uint32_t Nft::portid() const { return impl_->portid; }

@@ -151,6 +151,28 @@ TEST_F(NftNetns, ApplyTwiceReplacesAndNeverTouchesOtherTables) {
     EXPECT_EQ(sh("nft list table inet other").status, 0);
 }
 
+TEST_F(NftNetns, RulesetIntactSeesAFlushedTableOrADeletedRule) {
+    Nft nft;
+    EXPECT_FALSE(nft.ruleset_intact());
+    EXPECT_EQ(nft.rule_count(), 0u);
+    nft.apply(spec(Backend::nflog));
+    const size_t rules = nft.rule_count();
+    EXPECT_GT(rules, 4u);
+    EXPECT_TRUE(nft.ruleset_intact());
+    ASSERT_EQ(sh("nft delete rule inet portsentry prerouting handle "
+                 "$(nft -a list chain inet portsentry prerouting | awk '/@banned drop/ {print $NF; exit}')")
+                  .status,
+              0);
+    EXPECT_EQ(nft.rule_count(), rules - 1);
+    EXPECT_FALSE(nft.ruleset_intact());
+    nft.apply(spec(Backend::nflog));
+    EXPECT_TRUE(nft.ruleset_intact());
+    ASSERT_EQ(sh("nft flush table inet portsentry").status, 0);
+    EXPECT_TRUE(nft.table_exists()) << "a flushed table is still there";
+    EXPECT_EQ(nft.rule_count(), 0u);
+    EXPECT_FALSE(nft.ruleset_intact());
+}
+
 TEST_F(NftNetns, CheckValidatesWithoutChangingAnything) {
     Nft nft;
     nft.check(spec(Backend::nflog));
