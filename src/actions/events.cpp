@@ -32,10 +32,7 @@ void EventLog::write(const std::string& event, nlohmann::ordered_json fields, st
         ++counters_.suppressed;
         return;
     }
-    if (pending_suppressed_ > 0) {
-        append({{"time", iso8601(wall)}, {"event", "suppressed"}, {"count", pending_suppressed_}});
-        pending_suppressed_ = 0;
-    }
+    if (pending_suppressed_ > 0) append_suppressed(wall);
     nlohmann::ordered_json j = {{"time", iso8601(wall)}, {"event", event}};
     for (auto& [k, v] : fields.items()) j[k] = std::move(v);
     append(j);
@@ -59,6 +56,10 @@ void EventLog::append(const nlohmann::ordered_json& j) {
 
 void EventLog::flush(std::time_t wall, TimePoint now) {
     if (pending_suppressed_ == 0 || !bucket_.take(now)) return;
+    append_suppressed(wall);
+}
+
+void EventLog::append_suppressed(std::time_t wall) {
     append({{"time", iso8601(wall)}, {"event", "suppressed"}, {"count", pending_suppressed_}});
     pending_suppressed_ = 0;
 }

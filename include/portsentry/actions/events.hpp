@@ -44,6 +44,7 @@ public:
 
 private:
     void append(const nlohmann::ordered_json& j);
+    void append_suppressed(std::time_t wall);  // the count dropped so far, then reset
 
     AppendFile file_;
     std::function<void(const std::string&)> on_error_;
