@@ -2,7 +2,6 @@
 // --import-legacy, --remove-ruleset) and the operator commands.
 #include "portsentry/daemon/cli.hpp"
 
-#include <algorithm>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,11 +102,7 @@ int offline(const Options& o, const std::vector<std::string>& w) {
     if (verb == "unban") {
         const bool table = nft.table_exists();
         auto lifted = store.erase_within(*c, now);
-        if (table) {
-            std::vector<net::Cidr> del = lifted;
-            if (std::find(del.begin(), del.end(), *c) == del.end()) del.push_back(*c);
-            nft.del_bans(del);
-        }
+        if (table) nft.del_bans(unban_elements(lifted, *c));
         store.save();
         std::cout << render_unban(store, *c, lifted, now)
                   << (table ? "(daemon not running: state file and nft set edited)\n"

@@ -767,13 +767,9 @@ ControlReply Service::Impl::cmd_unban(const std::string& arg) {
     const int64_t now = wall_now();
     const auto inside = store.within(*c, now, false);  // history too: the engine forgets them all
     const auto lifted = store.within(*c, now, true);
-    // The kernel may hold the element without the table knowing (added by
-    // hand): delete the prefix itself in any case. Kernel first: if it
-    // refuses, the table still describes what is banned.
-    std::vector<net::Cidr> del = lifted;
-    if (std::find(del.begin(), del.end(), *c) == del.end()) del.push_back(*c);
+    // Kernel first: if it refuses, the table still describes what is banned.
     try {
-        nft.del_bans(del);
+        nft.del_bans(unban_elements(lifted, *c));
     } catch (const std::exception& e) {
         return {1, fmt::format("error: cannot unban {}: {}\n", arg, e.what())};
     }
@@ -786,6 +782,14 @@ ControlReply Service::Impl::cmd_unban(const std::string& arg) {
                           lifted.size() == 1 ? "" : "s"));
     event("unban", {{"prefix", c->to_string()}, {"origin", "admin"}, {"lifted", lifted.size()}});
     return {0, render_unban(store, *c, lifted, now)};
+}
+
+std::vector<net::Cidr> unban_elements(const std::vector<net::Cidr>& lifted, const net::Cidr& c) {
+    // The kernel may hold `c` without the table knowing (added by hand with
+    // nft): delete it in any case.
+    std::vector<net::Cidr> del = lifted;
+    if (std::find(del.begin(), del.end(), c) == del.end()) del.push_back(c);
+    return del;
 }
 
 std::string render_unban(const BanStore& store, const net::Cidr& c, const std::vector<net::Cidr>& lifted, int64_t now) {

@@ -23,6 +23,8 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
 // ignored address), or nullopt. Shared by the daemon and the offline CLI.
 std::optional<std::string> refuse_ban(const net::Cidr& c, const config::Config& cfg,
                                       const engine::Protection& protection);
+// The set elements `unban C` deletes: the bans it lifts, and C itself.
+std::vector<net::Cidr> unban_elements(const std::vector<net::Cidr>& lifted, const net::Cidr& c);
 // What `unban C` reports: the bans it lifted (C's own and every ban inside
 // it), and a wider ban that still covers C.
 std::string render_unban(const BanStore& store, const net::Cidr& c, const std::vector<net::Cidr>& lifted,
