@@ -63,9 +63,12 @@ lab_up() {
     ip -n "$NS_V" link set eth-a up && ip -n "$NS_V" link set eth-f up &&
     ip -n "$NS_A" link set eth0 up && ip -n "$NS_F" link set eth0 up || return 1
     # Closed UDP ports answer with ICMP port unreachable, which the kernel
-    # rate-limits (1/s per peer by default): without this a UDP scan of the
-    # undefended victim takes minutes. Per-namespace sysctls; best effort.
+    # rate-limits twice: per peer (1/s by default: a UDP scan of the undefended
+    # victim would take minutes) and by a token bucket shared by all peers
+    # (burst 50, which a 50-port scan sits right at). Per-namespace sysctls;
+    # best effort, as older kernels keep the shared bucket global.
     in_v sysctl -qw net.ipv4.icmp_ratelimit=0 net.ipv6.icmp.ratelimit=0 2>/dev/null || true
+    in_v sysctl -qw net.ipv4.icmp_msgs_burst=10000 net.ipv4.icmp_msgs_per_sec=100000 2>/dev/null || true
     mkdir -p "$RUN_TMP/www" && echo "portsentry-nfq integration lab" > "$RUN_TMP/www/index.html"
 }
 

@@ -219,6 +219,7 @@ lab_up() {
     # baseline UDP picture is complete and fast.
     in_v sysctl -qw net.ipv4.icmp_ratelimit=0 2>/dev/null
     in_v sysctl -qw net.ipv6.icmp.ratelimit=0 2>/dev/null
+    in_v sysctl -qw net.ipv4.icmp_msgs_burst=10000 net.ipv4.icmp_msgs_per_sec=100000 2>/dev/null
     return 0
 }
 lab_up || { fail lab "namespace/veth setup failed"; finish; }
