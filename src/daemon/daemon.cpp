@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <system_error>
 
 #include "portsentry/actions/validate.hpp"
@@ -17,6 +18,19 @@
 namespace portsentry::daemon {
 
 namespace {
+
+enum : uint64_t { kSignal = 1, kTimer, kPackets, kControl, kMonitor, kProtectBase = 500, kTripwireBase = 1000 };
+
+const char* turn_name(uint64_t tag) {
+    switch (tag) {
+        case kSignal: return "signal";
+        case kTimer: return "tick";
+        case kPackets: return "packets";
+        case kControl: return "control command";
+        case kMonitor: return "nftables monitor";
+        default: return tag >= kTripwireBase ? "tripwire" : "protection sources";
+    }
+}
 
 std::system_error sys_error(const std::string& what) { return std::system_error(errno, std::generic_category(), what); }
 
@@ -98,7 +112,6 @@ int run(const Options& o) {
         ev.data.u64 = tag;
         if (::epoll_ctl(ep.fd, EPOLL_CTL_ADD, fd, &ev) < 0) throw sys_error("epoll_ctl");
     };
-    enum : uint64_t { kSignal = 1, kTimer, kPackets, kControl, kMonitor, kProtectBase = 500, kTripwireBase = 1000 };
     add(sfd.fd, kSignal);
     add(tfd.fd, kTimer);
     add(svc.source_fd(), kPackets);
@@ -113,13 +126,22 @@ int run(const Options& o) {
     svc.log_ready();
     epoll_event events[16];
     for (;;) {
-        int n = ::epoll_wait(ep.fd, events, 16, -1);
+        int n = ::epoll_wait(ep.fd, events, 16, svc.background_pending() ? 0 : -1);
         if (n < 0) {
             if (errno == EINTR) continue;
             throw sys_error("epoll_wait");
         }
         for (int i = 0; i < n; ++i) {
             uint64_t tag = events[i].data.u64;
+            const auto t0 = std::chrono::steady_clock::now();
+            // What held the loop longest: while it is busy, queued probes wait
+            // and, once the queue is full, the kernel accepts them (fail-open).
+            struct Timed {
+                Service& svc;
+                uint64_t tag;
+                std::chrono::steady_clock::time_point t0;
+                ~Timed() { svc.note_turn(turn_name(tag), std::chrono::steady_clock::now() - t0); }
+            } timed{svc, tag, t0};
             if (tag == kPackets) {
                 svc.on_packets();
             } else if (tag == kControl) {
@@ -154,6 +176,11 @@ int run(const Options& o) {
             } else if (tag >= kTripwireBase) {
                 svc.on_tripwire(tag - kTripwireBase);
             }
+        }
+        if (svc.background_pending()) {
+            const auto t0 = std::chrono::steady_clock::now();
+            svc.on_background();
+            svc.note_turn("state serializing", std::chrono::steady_clock::now() - t0);
         }
     }
 }

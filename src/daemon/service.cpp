@@ -141,6 +141,32 @@ struct Service::Impl {
     // spoofed flood from turning PORT_BANNER into a reflection amplifier.
     actions::TokenBucket udp_banner_bucket{20, 10};
     bool state_dirty = false;
+    // The state file is written by this thread. The loop only serializes,
+    // in slices of kStateSlice records between packet batches (a stalled
+    // loop lets fail-open NFQUEUE answer probes itself), and starts a pass
+    // at most once per kStateSaveShare times what the last one cost.
+    std::unique_ptr<StateWriter> state_writer;
+    struct StatePass {
+        std::vector<std::string> parts;  // one per slice: no big reallocation on the loop
+        std::optional<net::Cidr> cursor;
+        engine::Clock::duration busy{};  // loop time spent on it
+        engine::Clock::duration longest{};
+        unsigned slices = 0;
+    };
+    std::optional<StatePass> state_pass;
+    // The longest single event handling since start, and how many took
+    // over kSlowTurn: while the loop is busy, queued probes wait.
+    std::chrono::steady_clock::duration longest_turn{};
+    const char* longest_turn_what = "none";
+    uint64_t slow_turns = 0;
+    static constexpr std::chrono::milliseconds kSlowTurn{50};
+    static constexpr size_t kStateSlice = 2000;
+    static constexpr int kStateSaveShare = 20;
+    engine::TimePoint state_next_save{};
+    double state_busy_ms = 0, state_longest_ms = 0;  // the last pass
+    unsigned state_slices = 0;
+    std::string state_error;  // the failure last logged, "" once a write succeeds again
+    uint64_t state_written_at_error = 0;
     uint64_t parse_errors = 0;
     uint64_t ban_errors = 0;
     uint64_t ban_evictions = 0;   // bans evicted from a full set
@@ -162,7 +188,8 @@ struct Service::Impl {
           cfg(std::move(c)),
           log(actions::LogOptions{.use_syslog = true, .foreground = true}),
           engine(*cfg, std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
-          store(cfg->state_file) {
+          store(cfg->state_file),
+          state_writer(std::make_unique<StateWriter>(cfg->state_file)) {
         engine.set_protection(&protection);
     }
 
@@ -625,13 +652,70 @@ struct Service::Impl {
     // many as a set holds, so a flood of short bans cannot grow the file.
     bool forget_history() { return store.forget(wall_now(), cfg->ban_time_max.count(), cfg->ban_set_size) > 0; }
 
+    // Each tick: start a pass over the table if it changed.
     void save_state() {
-        if (!state_dirty) return;
-        try {
-            store.save();
-            state_dirty = false;
-        } catch (const std::exception& e) {
-            log.write(fmt::format("portsentry-nfq: cannot save state: {}", e.what()));
+        report_state_write(state_writer->take_error());
+        const auto now = engine::Clock::now();
+        if (state_pass || !state_dirty || now < state_next_save) return;
+        state_pass.emplace();
+        state_pass->parts.emplace_back(BanStore::header());
+        state_dirty = false;
+        continue_state_pass();
+    }
+
+    // One slice of the pass in progress; the last hands the text to the writer.
+    void continue_state_pass() {
+        if (!state_pass) return;
+        StatePass& p = *state_pass;
+        const auto t0 = engine::Clock::now();
+        std::string& part = p.parts.emplace_back();
+        part.reserve(kStateSlice * 200);
+        const bool done = store.serialize_some(part, p.cursor, kStateSlice);
+        const auto took = engine::Clock::now() - t0;
+        p.busy += took;
+        p.longest = std::max(p.longest, took);
+        ++p.slices;
+        if (!done) return;
+        auto ms = [](engine::Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); };
+        state_busy_ms = ms(p.busy);
+        state_longest_ms = ms(p.longest);
+        state_slices = p.slices;
+        state_next_save = engine::Clock::now() + p.busy * kStateSaveShare;
+        state_writer->submit(std::move(p.parts));
+        state_pass.reset();
+    }
+
+    // Admin commands (fail2ban's bans among them): a pass starts now, without
+    // waiting out the gap; a small table is handed to the writer at once.
+    // Not synchronous: serializing a big table in one go would stall the loop.
+    void save_state_soon() {
+        state_dirty = true;
+        if (state_pass) return;  // the next pass picks the change up
+        state_next_save = {};
+        save_state();
+    }
+
+    // Start and exit: on disk before the loop starts (or the process ends).
+    // A pass in progress is dropped: this snapshot has everything it had.
+    void save_state_now() {
+        state_pass.reset();
+        state_dirty = false;
+        state_writer->submit(store.serialize());
+        report_state_write(state_writer->flush());
+    }
+
+    // Logs a failing state file once per distinct error, and its recovery;
+    // a failed snapshot is retried at the next tick.
+    void report_state_write(const std::string& err) {
+        const uint64_t written = state_writer->counters().written;
+        if (!err.empty()) {
+            state_dirty = true;
+            if (err != state_error) log.write(fmt::format("portsentry-nfq: cannot save state: {}", err));
+            state_error = err;
+            state_written_at_error = written;
+        } else if (!state_error.empty() && written > state_written_at_error) {
+            log.write(fmt::format("portsentry-nfq: state file {} written again", store.path()));
+            state_error.clear();
         }
     }
 
@@ -676,6 +760,9 @@ ControlReply Service::Impl::cmd_status() {
                      config::to_string(cfg->udp.mode), cfg->udp.block);
     s += fmt::format("steering: {} ({})\n", kernel::to_string(backend), source->describe());
     s += fmt::format("bans: {} active\n", active);
+    s += fmt::format("loop: longest turn {:.1f} ms ({}), {} turns over {} ms\n",
+                     std::chrono::duration<double, std::milli>(longest_turn).count(), longest_turn_what, slow_turns,
+                     kSlowTurn.count());
     s += fmt::format("packets: {} received, {} verdicts, {} default verdicts, {} parse errors, {} enobufs\n",
                      sc.received, sc.verdicts, sc.default_verdicts, parse_errors, sc.enobufs);
     s += fmt::format("engine: {} probes, {} reported, {} rate-limited (not banned), {} already blocked, {} ignored, {} tracked sources, {} evicted\n",
@@ -689,6 +776,14 @@ ControlReply Service::Impl::cmd_status() {
         s += fmt::format("nftables monitor: table restored {} times after changes by others, {} bans deleted with nft "
                          "(forgotten), {} overruns\n",
                          restores, mc.foreign_unbans, mc.overruns);
+    }
+    {
+        const auto wc = state_writer->counters();
+        s += fmt::format("state file {}: {} records, {} writes ({} failed, {} snapshots superseded); last: {} bytes, "
+                         "serialized in {} slices ({:.1f} ms of loop time, longest {:.1f} ms), written in {:.1f} ms "
+                         "by the writer thread\n",
+                         store.path(), store.records().size(), wc.written, wc.failed, wc.replaced, wc.last_bytes,
+                         state_slices, state_busy_ms, state_longest_ms, wc.last_ms);
     }
     if (events) {
         const auto& ec = events->counters();
@@ -746,8 +841,7 @@ ControlReply Service::Impl::cmd_ban(const std::string& arg, std::optional<std::c
         return {1, fmt::format("error: cannot ban {}: {}\n", arg, failed.begin()->second)};
     }
     store.record_ban(*c, origin, now, bt.count());
-    state_dirty = true;
-    save_state();
+    save_state_soon();
     if (c->prefix == c->addr.bits()) {
         auto steady = engine::Clock::now();
         std::optional<engine::TimePoint> until;
@@ -776,8 +870,7 @@ ControlReply Service::Impl::cmd_unban(const std::string& arg) {
     store.erase_within(*c, now);
     forget_hosts(inside);
     if (c->prefix == c->addr.bits()) engine.forget(c->addr);
-    state_dirty = true;
-    save_state();
+    save_state_soon();
     log.write(fmt::format("portsentry-nfq: {} unbanned by admin ({} ban{} lifted)", c->to_string(), lifted.size(),
                           lifted.size() == 1 ? "" : "s"));
     event("unban", {{"prefix", c->to_string()}, {"origin", "admin"}, {"lifted", lifted.size()}});
@@ -944,7 +1037,7 @@ Service::Service(const Options& o) {
     m.seed_engine();
     m.open_tripwires();
     m.control = std::make_unique<ControlServer>(m.cfg->control_socket);
-    m.save_state();
+    m.save_state_now();
 }
 
 Service::~Service() = default;
@@ -988,6 +1081,19 @@ void Service::on_control() {
 }
 
 void Service::on_tick_children() { impl_->responder->reap(); }
+
+bool Service::background_pending() const { return impl_->state_pass.has_value(); }
+
+void Service::on_background() { impl_->continue_state_pass(); }
+
+void Service::note_turn(const char* what, std::chrono::steady_clock::duration took) {
+    auto& m = *impl_;
+    if (took > m.longest_turn) {
+        m.longest_turn = took;
+        m.longest_turn_what = what;
+    }
+    if (took > Impl::kSlowTurn) ++m.slow_turns;
+}
 
 void Service::on_tick() {
     auto& m = *impl_;
@@ -1066,8 +1172,7 @@ void Service::reload() {
 
 void Service::shutdown(int signo) {
     auto& m = *impl_;
-    m.state_dirty = true;
-    m.save_state();
+    m.save_state_now();
     // The table stays: bans keep dropping, and `bypass` answers probes again.
     m.log.write(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
                              signo == SIGTERM ? "SIGTERM" : "SIGINT"));

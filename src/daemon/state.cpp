@@ -4,12 +4,16 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <system_error>
+#include <utility>
 
 namespace portsentry::daemon {
 
@@ -60,35 +64,183 @@ void BanStore::load(std::vector<std::string>* warnings) {
     }
 }
 
-void BanStore::save() const {
-    const std::string tmp = path_ + ".tmp";
+namespace {
+
+// A JSON string literal. The table's strings are ours (origins, scan names,
+// prefixes) and plain ASCII: quote them directly, which keeps serializing a
+// 100k-record table in tens of ms; anything else goes through nlohmann.
+void append_json_string(std::string& out, std::string_view s) {
+    bool plain = std::all_of(s.begin(), s.end(), [](char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+    });
+    if (!plain) {
+        out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+        return;
+    }
+    out += '"';
+    out += s;
+    out += '"';
+}
+
+void append_field(std::string& out, std::string_view key, int64_t v) {
+    out += key;
+    const fmt::format_int digits(v);
+    out.append(digits.data(), digits.size());
+}
+
+}  // namespace
+
+std::string_view BanStore::header() {
+    return "# portsentry-nfq ban table: one JSON object per line; edit only with the daemon stopped\n";
+}
+
+std::string BanStore::serialize() const {
+    std::string out(header());
+    out.reserve(out.size() + records_.size() * 200);
+    std::optional<net::Cidr> cursor;
+    serialize_some(out, cursor, records_.size());
+    return out;
+}
+
+bool BanStore::serialize_some(std::string& out, std::optional<net::Cidr>& cursor, size_t max_records) const {
+    auto it = cursor ? records_.lower_bound(*cursor) : records_.begin();
+    for (size_t n = 0; it != records_.end() && n < max_records; ++it, ++n) {
+        const BanRecord& r = it->second;
+        out += "{\"prefix\":";
+        append_json_string(out, r.prefix.to_string());
+        out += ",\"origin\":";
+        append_json_string(out, r.origin);
+        append_field(out, ",\"first_seen\":", r.first_seen);
+        append_field(out, ",\"last_seen\":", r.last_seen);
+        append_field(out, ",\"expires\":", r.expires);
+        append_field(out, ",\"count\":", r.count);
+        append_field(out, ",\"last_port\":", r.last_port);
+        out += ",\"last_proto\":";
+        append_json_string(out, r.last_proto);
+        out += ",\"last_type\":";
+        append_json_string(out, r.last_type);
+        if (!r.ended.empty()) {
+            out += ",\"ended\":";
+            append_json_string(out, r.ended);
+        }
+        out += "}\n";
+    }
+    if (it == records_.end()) {
+        cursor.reset();
+        return true;
+    }
+    cursor = it->first;
+    return false;
+}
+
+void BanStore::save() const { write_file_atomically(path_, serialize()); }
+
+void write_file_atomically(const std::string& path, const std::vector<std::string>& parts) {
+    const std::string tmp = path + ".tmp";
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) throw sys_error("cannot write " + tmp);
-    std::string out = "# portsentry-nfq ban table: one JSON object per line; edit only with the daemon stopped\n";
-    for (const auto& [_, r] : records_) {
-        json j = {{"prefix", r.prefix.to_string()}, {"origin", r.origin},       {"first_seen", r.first_seen},
-                  {"last_seen", r.last_seen},       {"expires", r.expires},     {"count", r.count},
-                  {"last_port", r.last_port},       {"last_proto", r.last_proto}, {"last_type", r.last_type}};
-        if (!r.ended.empty()) j["ended"] = r.ended;
-        out += j.dump();
-        out += '\n';
-    }
-    const char* p = out.data();
-    size_t left = out.size();
-    while (left > 0) {
-        ssize_t n = ::write(fd, p, left);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            auto err = sys_error("cannot write " + tmp);
-            ::close(fd);
-            throw err;
+    for (const std::string& part : parts) {
+        const char* p = part.data();
+        size_t left = part.size();
+        while (left > 0) {
+            ssize_t n = ::write(fd, p, left);
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                auto err = sys_error("cannot write " + tmp);
+                ::close(fd);
+                throw err;
+            }
+            p += n;
+            left -= static_cast<size_t>(n);
         }
-        p += n;
-        left -= static_cast<size_t>(n);
     }
     // fsync before rename: after a crash the file is either old or new, never empty.
-    if (::fsync(fd) < 0 || ::close(fd) < 0) throw sys_error("cannot flush " + tmp);
-    if (::rename(tmp.c_str(), path_.c_str()) < 0) throw sys_error("cannot rename " + tmp + " to " + path_);
+    if (::fsync(fd) < 0) {
+        auto err = sys_error("cannot flush " + tmp);
+        ::close(fd);
+        throw err;
+    }
+    if (::close(fd) < 0) throw sys_error("cannot flush " + tmp);
+    if (::rename(tmp.c_str(), path.c_str()) < 0) throw sys_error("cannot rename " + tmp + " to " + path);
+}
+
+void write_file_atomically(const std::string& path, std::string content) {
+    write_file_atomically(path, std::vector<std::string>{std::move(content)});
+}
+
+// ------------------------------------------------------------- StateWriter
+
+StateWriter::StateWriter(std::string path) : path_(std::move(path)), thread_([this] { run(); }) {}
+
+StateWriter::~StateWriter() {
+    {
+        std::lock_guard lk(mu_);
+        stop_ = true;
+    }
+    wake_.notify_one();
+    thread_.join();
+}
+
+void StateWriter::submit(std::string snapshot) { submit(std::vector<std::string>{std::move(snapshot)}); }
+
+void StateWriter::submit(std::vector<std::string> snapshot) {
+    {
+        std::lock_guard lk(mu_);
+        if (pending_) ++counters_.replaced;
+        pending_ = std::move(snapshot);
+    }
+    wake_.notify_one();
+}
+
+std::string StateWriter::flush() {
+    std::unique_lock lk(mu_);
+    idle_.wait(lk, [&] { return !pending_ && !writing_; });
+    unreported_.clear();  // the caller reports it
+    return error_;
+}
+
+std::string StateWriter::take_error() {
+    std::lock_guard lk(mu_);
+    return std::exchange(unreported_, std::string());
+}
+
+StateWriter::Counters StateWriter::counters() const {
+    std::lock_guard lk(mu_);
+    return counters_;
+}
+
+void StateWriter::run() {
+    std::unique_lock lk(mu_);
+    for (;;) {
+        wake_.wait(lk, [&] { return pending_ || stop_; });
+        if (!pending_) return;  // stop, and everything submitted is written
+        std::vector<std::string> snapshot = std::move(*pending_);
+        pending_.reset();
+        writing_ = true;
+        lk.unlock();
+        std::string err;
+        const auto t0 = std::chrono::steady_clock::now();
+        try {
+            write_file_atomically(path_, snapshot);
+        } catch (const std::exception& e) {
+            err = e.what();
+        }
+        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        lk.lock();
+        writing_ = false;
+        error_ = err;
+        if (err.empty()) {
+            ++counters_.written;
+        } else {
+            ++counters_.failed;
+            unreported_ = err;
+        }
+        counters_.last_ms = ms;
+        counters_.last_bytes = 0;
+        for (const auto& part : snapshot) counters_.last_bytes += part.size();
+        if (!pending_) idle_.notify_all();
+    }
 }
 
 BanRecord& BanStore::upsert(const net::Cidr& prefix) {

@@ -2,6 +2,7 @@
 // daemon.cpp: one object per running instance.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -53,6 +54,12 @@ public:
     void on_control();
     void on_tick();
     void on_tick_children();
+    // Work done in slices between events (serializing a big ban table): the
+    // loop polls instead of sleeping while it is pending.
+    bool background_pending() const;
+    void on_background();
+    // One event handled in `took`: the longest is shown by `status`.
+    void note_turn(const char* what, std::chrono::steady_clock::duration took);
     void on_tripwire(size_t index);
     void reload();
     void shutdown(int signo);

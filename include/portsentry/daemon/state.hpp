@@ -3,10 +3,14 @@
 // 1M-element nft set takes ~47 s (DESIGN.md §2).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include "portsentry/net/address.hpp"
@@ -51,6 +55,15 @@ public:
     void load(std::vector<std::string>* warnings = nullptr);
     // temp file + fsync + rename: never a half-written state file.
     void save() const;
+    // The file's content: what save() writes, and what a StateWriter is given.
+    std::string serialize() const;
+    // The same in slices, so the packet loop never spends long on a big
+    // table: start `out` with header(), then call until it returns true.
+    // Each call appends up to `max_records` records from `cursor` on (a key,
+    // so changes to the table between calls are safe) and moves the cursor.
+    // A record added or changed behind the cursor waits for the next pass.
+    static std::string_view header();
+    bool serialize_some(std::string& out, std::optional<net::Cidr>& cursor, size_t max_records) const;
 
     BanRecord& upsert(const net::Cidr& prefix);
     // One more ban of `prefix` at `now` lasting `duration` seconds (0 =
@@ -96,6 +109,58 @@ private:
 
 // An flock()ed lock file: one daemon per state (DESIGN.md §7), and offline
 // commands edit the state only while no daemon holds it.
+// Writes `parts`, one after the other, to `path` through a temp file, fsync
+// and rename, so that after a crash the file is the old one or the new one,
+// never a torn mix. Throws std::system_error naming the step and the path.
+void write_file_atomically(const std::string& path, const std::vector<std::string>& parts);
+void write_file_atomically(const std::string& path, std::string content);
+
+// Writes snapshots of the ban table off the packet loop. The loop only
+// serializes; write + fsync + rename (tens of ms for a large table on a busy
+// disk) happen on this thread, so a sustained attack cannot stall verdicts.
+// Only the newest snapshot matters: one submitted while an older one still
+// waits replaces it.
+class StateWriter {
+public:
+    explicit StateWriter(std::string path);
+    ~StateWriter();  // writes what still waits, then joins
+    StateWriter(const StateWriter&) = delete;
+    StateWriter& operator=(const StateWriter&) = delete;
+
+    // A snapshot in parts (the slices it was serialized in), written in order.
+    void submit(std::vector<std::string> snapshot);
+    void submit(std::string snapshot);
+    // Blocks until everything submitted is on disk (admin commands, exit).
+    // Returns the failure of the last write, "" if it succeeded.
+    std::string flush();
+    // A failure not yet reported ("" if none): the loop logs it on its tick.
+    std::string take_error();
+
+    struct Counters {
+        uint64_t written = 0;
+        uint64_t replaced = 0;  // snapshots superseded before they were written
+        uint64_t failed = 0;
+        double last_ms = 0;     // duration of the last write
+        size_t last_bytes = 0;
+    };
+    Counters counters() const;
+
+private:
+    void run();
+
+    const std::string path_;
+    mutable std::mutex mu_;
+    std::condition_variable wake_;  // a snapshot waits, or stop
+    std::condition_variable idle_;  // nothing waits and nothing is written
+    std::optional<std::vector<std::string>> pending_;
+    bool writing_ = false;
+    bool stop_ = false;
+    std::string error_;       // last write's failure, for flush()
+    std::string unreported_;  // for take_error()
+    Counters counters_;
+    std::thread thread_;  // last: starts after the members it uses exist
+};
+
 class LockFile {
 public:
     LockFile() = default;

@@ -3,6 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -59,6 +61,140 @@ TEST(BanStore, SaveLoadRoundTripKeepsEveryField) {
     ASSERT_NE(b.find(cidr("2001:db8:1::/64")), nullptr);
     EXPECT_EQ(b.find(cidr("2001:db8:1::/64"))->expires, 5000);
     EXPECT_FALSE(fs::exists(a.path() + ".tmp"));
+}
+
+
+// serialize() quotes plain strings itself and hands the rest to nlohmann:
+// a quote, a backslash, a control character or invalid UTF-8 in a field
+// (an origin given on the control socket) must still load back.
+TEST(BanStore, SerializeEscapesWhatIsNotPlainAscii) {
+    TempDir d;
+    BanStore a((d.path / "state").string());
+    auto& r = a.upsert(cidr("198.51.100.7"));
+    r.origin = "ad\"min\\x\n\ty";
+    r.last_type = "caf\xc3\xa9";          // valid UTF-8
+    r.last_proto = std::string("T\xffP");  // invalid UTF-8: replaced, not thrown
+    r.ended = "evicted";
+    a.save();
+
+    BanStore b(a.path());
+    std::vector<std::string> warnings;
+    b.load(&warnings);
+    EXPECT_TRUE(warnings.empty());
+    const auto* x = b.find(cidr("198.51.100.7"));
+    ASSERT_NE(x, nullptr);
+    EXPECT_EQ(x->origin, "ad\"min\\x\n\ty");
+    EXPECT_EQ(x->last_type, "caf\xc3\xa9");
+    EXPECT_EQ(x->last_proto, "T\xef\xbf\xbdP");  // U+FFFD
+    EXPECT_EQ(x->ended, "evicted");
+}
+
+TEST(BanStore, SerializeIsWhatSaveWrites) {
+    TempDir d;
+    BanStore a((d.path / "state").string());
+    a.record_ban(cidr("198.51.100.8"), "admin", 100, 60);
+    a.record_ban(cidr("2001:db8:5::/64"), "detector", 100, 0);
+    a.save();
+    std::ifstream in(a.path());
+    std::string disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(disk, a.serialize());
+    EXPECT_EQ(std::count(disk.begin(), disk.end(), '\n'), 3);  // comment + 2 records
+}
+
+// The daemon serializes a big table in slices between packet batches.
+TEST(BanStore, SlicesConcatenateToTheWholeFile) {
+    BanStore a("/nonexistent/state");
+    for (int i = 1; i <= 25; ++i) a.record_ban(cidr(("198.51.100." + std::to_string(i)).c_str()), "detector", 100, 60);
+    for (size_t slice : {1u, 2u, 7u, 25u, 1000u}) {
+        std::string out(BanStore::header());
+        std::optional<net::Cidr> cursor;
+        int calls = 1;
+        while (!a.serialize_some(out, cursor, slice)) ++calls;
+        EXPECT_EQ(out, a.serialize()) << "slice " << slice;
+        EXPECT_EQ(calls, static_cast<int>((25 + slice - 1) / slice)) << "slice " << slice;
+        EXPECT_FALSE(cursor.has_value());
+    }
+    std::string out(BanStore::header());
+    std::optional<net::Cidr> cursor;
+    EXPECT_TRUE(BanStore("/x").serialize_some(out, cursor, 10));  // empty table: done at once
+    EXPECT_EQ(out, BanStore::header());
+}
+
+TEST(BanStore, SlicesSurviveChangesBetweenCalls) {
+    BanStore a("/nonexistent/state");
+    for (int i = 10; i < 20; ++i) a.record_ban(cidr(("198.51.100." + std::to_string(i)).c_str()), "detector", 100, 60);
+    std::string out;
+    std::optional<net::Cidr> cursor;
+    ASSERT_FALSE(a.serialize_some(out, cursor, 3));  // .10 .11 .12; cursor at .13
+    ASSERT_TRUE(cursor.has_value());
+    EXPECT_EQ(cursor->to_string(), "198.51.100.13");
+    a.erase(cidr("198.51.100.13"));                              // the cursor's own record goes
+    a.record_ban(cidr("198.51.100.2"), "detector", 100, 60);     // behind the cursor: next pass
+    a.record_ban(cidr("198.51.100.15"), "admin", 200, 60);       // ahead of it: this pass, as it is now
+    a.record_ban(cidr("198.51.100.200"), "detector", 100, 60);   // new, ahead
+    while (!a.serialize_some(out, cursor, 3)) {
+    }
+    EXPECT_EQ(out.find("\"198.51.100.2\""), std::string::npos);
+    EXPECT_EQ(out.find("\"198.51.100.13\""), std::string::npos);
+    EXPECT_NE(out.find("\"198.51.100.200\""), std::string::npos);
+    EXPECT_NE(out.find("{\"prefix\":\"198.51.100.15\",\"origin\":\"admin\""), std::string::npos);
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 10);  // .10-.19 minus .13, plus .200
+}
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(StateWriter, FlushReturnsWithTheNewestSnapshotOnDisk) {
+    TempDir d;
+    const std::string path = (d.path / "state").string();
+    daemon::StateWriter w(path);
+    for (int i = 0; i < 200; ++i) w.submit("snapshot " + std::to_string(i) + "\n");
+    EXPECT_EQ(w.flush(), "");
+    EXPECT_EQ(slurp(path), "snapshot 199\n");
+    EXPECT_FALSE(fs::exists(path + ".tmp"));
+    // Every snapshot was either written or superseded by a newer one.
+    const auto c = w.counters();
+    EXPECT_EQ(c.written + c.replaced, 200u);
+    EXPECT_GE(c.written, 1u);
+    EXPECT_EQ(c.failed, 0u);
+    EXPECT_EQ(c.last_bytes, std::string("snapshot 199\n").size());
+    EXPECT_EQ(w.take_error(), "");
+}
+
+TEST(StateWriter, DestructorWritesWhatStillWaits) {
+    TempDir d;
+    const std::string path = (d.path / "state").string();
+    {
+        daemon::StateWriter w(path);
+        w.submit("first\n");
+        w.submit("last\n");
+    }
+    EXPECT_EQ(slurp(path), "last\n");
+}
+
+TEST(StateWriter, FailureIsReportedOnceWithPathAndErrnoText) {
+    TempDir d;
+    const std::string path = (d.path / "no-such-dir" / "state").string();
+    daemon::StateWriter w(path);
+    w.submit("x\n");
+    const std::string err = w.flush();
+    EXPECT_NE(err.find(path + ".tmp"), std::string::npos) << err;
+    EXPECT_NE(err.find("No such file or directory"), std::string::npos) << err;
+    EXPECT_EQ(w.take_error(), "");  // flush() handed it to its caller
+    EXPECT_EQ(w.counters().failed, 1u);
+
+    w.submit("y\n");
+    // Not flushed: the loop finds it with take_error() on its next tick.
+    for (int i = 0; i < 500 && w.counters().failed < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_NE(w.take_error().find("No such file or directory"), std::string::npos);
+    EXPECT_EQ(w.take_error(), "");
+
+    fs::create_directory(d.path / "no-such-dir");  // the disk is back
+    w.submit("z\n");
+    EXPECT_EQ(w.flush(), "");
+    EXPECT_EQ(slurp(path), "z\n");
 }
 
 TEST(BanStore, MissingFileIsEmptyAndMalformedLinesAreSkippedWithLocation) {
