@@ -163,6 +163,7 @@ struct Service::Impl {
     static constexpr size_t kStateSlice = 2000;
     static constexpr int kStateSaveShare = 20;
     engine::TimePoint state_next_save{};
+    engine::TimePoint state_pass_end{};
     double state_busy_ms = 0, state_longest_ms = 0;  // the last pass
     unsigned state_slices = 0;
     std::string state_error;  // the failure last logged, "" once a write succeeds again
@@ -668,9 +669,17 @@ struct Service::Impl {
         if (!state_pass) return;
         StatePass& p = *state_pass;
         const auto t0 = engine::Clock::now();
-        std::string& part = p.parts.emplace_back();
-        part.reserve(kStateSlice * 200);
-        const bool done = store.serialize_some(part, p.cursor, kStateSlice);
+        bool done = false;
+        try {
+            std::string& part = p.parts.emplace_back();
+            part.reserve(kStateSlice * 200);
+            done = store.serialize_some(part, p.cursor, kStateSlice);
+        } catch (const std::exception& e) {  // bad_alloc: drop the pass, retry at a later tick
+            log.write(fmt::format("portsentry-nfq: cannot save state: {}", e.what()));
+            state_pass.reset();
+            state_dirty = true;
+            return;
+        }
         const auto took = engine::Clock::now() - t0;
         p.busy += took;
         p.longest = std::max(p.longest, took);
@@ -680,27 +689,34 @@ struct Service::Impl {
         state_busy_ms = ms(p.busy);
         state_longest_ms = ms(p.longest);
         state_slices = p.slices;
-        state_next_save = engine::Clock::now() + p.busy * kStateSaveShare;
+        state_pass_end = engine::Clock::now();
+        state_next_save = state_pass_end + p.busy * kStateSaveShare;
         state_writer->submit(std::move(p.parts));
         state_pass.reset();
     }
 
-    // Admin commands (fail2ban's bans among them): a pass starts now, without
-    // waiting out the gap; a small table is handed to the writer at once.
-    // Not synchronous: serializing a big table in one go would stall the loop.
+    // Admin commands (fail2ban's bans among them): saved at once if no pass
+    // runs and the table is small, else by a pass starting at most 1 s after
+    // the last one ended. Not synchronous: serializing a big table in one go
+    // would stall the loop, and a wave of bans must not chain passes back
+    // to back (the loop's share stays below busy / (busy + 1 s)).
     void save_state_soon() {
         state_dirty = true;
-        if (state_pass) return;  // the next pass picks the change up
-        state_next_save = {};
+        state_next_save = std::min(state_next_save, state_pass_end + std::chrono::seconds(1));
         save_state();
     }
 
-    // Start and exit: on disk before the loop starts (or the process ends).
-    // A pass in progress is dropped: this snapshot has everything it had.
+    // Exit: on disk before the process ends. A pass in progress is dropped:
+    // this snapshot has everything it had.
     void save_state_now() {
         state_pass.reset();
         state_dirty = false;
-        state_writer->submit(store.serialize());
+        try {
+            state_writer->submit(store.serialize());
+        } catch (const std::exception& e) {
+            log.write(fmt::format("portsentry-nfq: cannot save state: {}", e.what()));
+            return;
+        }
         report_state_write(state_writer->flush());
     }
 
@@ -1037,7 +1053,9 @@ Service::Service(const Options& o) {
     m.seed_engine();
     m.open_tripwires();
     m.control = std::make_unique<ControlServer>(m.cfg->control_socket);
-    m.save_state_now();
+    // The queue is bound: a start-up change (trimmed or forgotten records)
+    // is saved by a pass like any other, never in one go on the loop.
+    m.save_state();
 }
 
 Service::~Service() = default;

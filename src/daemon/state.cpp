@@ -232,6 +232,7 @@ void StateWriter::run() {
         error_ = err;
         if (err.empty()) {
             ++counters_.written;
+            unreported_.clear();  // a newer snapshot made it: the old failure is moot
         } else {
             ++counters_.failed;
             unreported_ = err;

@@ -107,8 +107,6 @@ private:
     std::map<net::Cidr, BanRecord, CidrLess> records_;
 };
 
-// An flock()ed lock file: one daemon per state (DESIGN.md §7), and offline
-// commands edit the state only while no daemon holds it.
 // Writes `parts`, one after the other, to `path` through a temp file, fsync
 // and rename, so that after a crash the file is the old one or the new one,
 // never a torn mix. Throws std::system_error naming the step and the path.
@@ -161,6 +159,8 @@ private:
     std::thread thread_;  // last: starts after the members it uses exist
 };
 
+// An flock()ed lock file: one daemon per state (DESIGN.md §7), and offline
+// commands edit the state only while no daemon holds it.
 class LockFile {
 public:
     LockFile() = default;

@@ -163,6 +163,26 @@ TEST(StateWriter, FlushReturnsWithTheNewestSnapshotOnDisk) {
     EXPECT_EQ(w.take_error(), "");
 }
 
+// A failure overtaken by a successful newer write is not reported: the
+// loop would log "cannot save state" for a file that is fine.
+TEST(StateWriter, FailureOvertakenBySuccessIsNotReported) {
+    TempDir d;
+    const std::string path = (d.path / "sub" / "state").string();
+    daemon::StateWriter w(path);
+    auto wait_for = [&](auto pred) {
+        for (int i = 0; i < 1000 && !pred(w.counters()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    };
+    w.submit("a\n");
+    wait_for([](const daemon::StateWriter::Counters& c) { return c.failed == 1; });
+    ASSERT_EQ(w.counters().failed, 1u);
+    fs::create_directory(d.path / "sub");
+    w.submit("b\n");
+    wait_for([](const daemon::StateWriter::Counters& c) { return c.written == 1; });
+    ASSERT_EQ(w.counters().written, 1u);
+    EXPECT_EQ(w.take_error(), "");
+    EXPECT_EQ(slurp(path), "b\n");
+}
+
 TEST(StateWriter, DestructorWritesWhatStillWaits) {
     TempDir d;
     const std::string path = (d.path / "state").string();
