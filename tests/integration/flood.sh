@@ -18,8 +18,9 @@ SECS=${FLOOD_SECONDS:-20}
 RATE=20  # ban_rate_per_second below
 RESULTS=${RESULTS:-$IT_DIR/last-results.txt}  # nmap figures appended, as ssh.sh does
 
-s_flood() {
-    local dir=$RUN_TMP/flood out
+# flood_config DIR: advanced TCP mode on 1-1023, bans capped at RATE/s.
+flood_config() {
+    local dir=$1
     write_yaml_config "$dir" \
         'tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}' \
         'udp: {mode: off}' \
@@ -28,6 +29,11 @@ s_flood() {
         'ban_rate_per_prefix_per_minute: 16' \
         'ban_time: 1h'
     printf '%s\n' 203.0.113.0/24 2001:db8:2::/64 >"$dir/portsentry.ignore"
+}
+
+s_flood() {
+    local dir=$RUN_TMP/flood out
+    flood_config "$dir"
     daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not start"; return; }
     # Friend: one HTTP request every 50 ms for the whole flood.
     in_f bash -c "ok=0; n=0; end=\$((SECONDS + $SECS)); while [ \$SECONDS -lt \$end ]; do
@@ -69,14 +75,7 @@ s_flood() {
 # here: the loop stalled about 0.5 s each second saving the table.
 s_flood_big_table() {
     local dir=$RUN_TMP/flood-big out
-    write_yaml_config "$dir" \
-        'tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}' \
-        'udp: {mode: off}' \
-        'kill_route: nft-set' \
-        "ban_rate_per_second: $RATE" \
-        'ban_rate_per_prefix_per_minute: 16' \
-        'ban_time: 1h'
-    printf '%s\n' 203.0.113.0/24 2001:db8:2::/64 >"$dir/portsentry.ignore"
+    flood_config "$dir"
     "$PY" -c '
 import sys, time
 now = int(time.time())
@@ -91,7 +90,7 @@ for i in range(120000):
           % (a, now, now, now + 3600))' >"$dir/portsentry-nfq.state"
     daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not start"; return; }
     expect "120,000 records loaded (60,000 bans restored)" grep -q '60000 bans restored' "$DAEMON_LOG"
-    in_a timeout -s INT "$SECS" hping3 --flood --rand-source -S -p 7 "$V_A4" >"$dir/hping.out" 2>&1 &
+    in_a timeout -s INT 12 hping3 --flood --rand-source -S -p 7 "$V_A4" >"$dir/hping.out" 2>&1 &
     local flood=$!
     sleep 3
     # Advanced mode watches 1-1023; nmap's -p1-1024 also shows port 1024 answering.
