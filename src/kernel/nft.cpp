@@ -25,13 +25,12 @@
 #include <fmt/format.h>
 
 #include "nft_build.hpp"
+#include "nl_socket.hpp"
 #include "portsentry/kernel/nft.hpp"
 
 namespace portsentry::kernel {
 
 namespace {
-
-struct MnlDel { void operator()(mnl_socket* s) const { mnl_socket_close(s); } };
 
 // One kernel reply to one of our messages.
 struct Reply {
@@ -92,7 +91,7 @@ NftError make_error(const detail::Batch& b, const Reply& r) {
 }  // namespace
 
 struct Nft::Impl {
-    std::unique_ptr<mnl_socket, MnlDel> nl;
+    detail::MnlSocket nl;
     uint32_t portid = 0;
     uint32_t seq = 0;
     int sndbuf = 0;
@@ -259,19 +258,18 @@ void Nft::apply(const RulesetSpec& spec, const std::vector<BanElement>& bans) {
 }
 
 size_t Nft::rule_count() {
-    struct RuleDel { void operator()(nftnl_rule* x) const { nftnl_rule_free(x); } };
     size_t count = 0;
     int err = impl_->query(
         NFT_MSG_GETRULE, NLM_F_DUMP,
         [](nlmsghdr* nlh) {
-            std::unique_ptr<nftnl_rule, RuleDel> filter(nftnl_rule_alloc());
+            std::unique_ptr<nftnl_rule, detail::RuleDel> filter(nftnl_rule_alloc());
             if (!filter) throw std::bad_alloc();
             nftnl_rule_set_str(filter.get(), NFTNL_RULE_TABLE, kTable);  // the kernel dumps this table only
             nftnl_rule_nlmsg_build_payload(nlh, filter.get());
         },
         [&](const nlmsghdr* r) {
             if (NFNL_MSG_TYPE(r->nlmsg_type) != NFT_MSG_NEWRULE) return;
-            std::unique_ptr<nftnl_rule, RuleDel> rule(nftnl_rule_alloc());
+            std::unique_ptr<nftnl_rule, detail::RuleDel> rule(nftnl_rule_alloc());
             if (rule && nftnl_rule_nlmsg_parse(r, rule.get()) == 0 &&
                 nftnl_rule_get_u32(rule.get(), NFTNL_RULE_FAMILY) == NFPROTO_INET) {
                 const char* t = nftnl_rule_get_str(rule.get(), NFTNL_RULE_TABLE);
@@ -369,12 +367,11 @@ void Nft::set_never(const std::vector<net::Cidr>& prefixes) {
 }
 
 bool Nft::table_exists() {
-    struct TableDel { void operator()(nftnl_table* x) const { nftnl_table_free(x); } };
     bool found = false;
     int err = impl_->query(
         NFT_MSG_GETTABLE, NLM_F_ACK,
         [](nlmsghdr* nlh) {
-            std::unique_ptr<nftnl_table, TableDel> t(nftnl_table_alloc());
+            std::unique_ptr<nftnl_table, detail::TableDel> t(nftnl_table_alloc());
             if (!t) throw std::bad_alloc();
             nftnl_table_set_str(t.get(), NFTNL_TABLE_NAME, kTable);
             nftnl_table_nlmsg_build_payload(nlh, t.get());

@@ -43,12 +43,6 @@ constexpr uint32_t kCtEstablishedRelated = (1u << 1) | (1u << 2);
 // largest is a NEWSETELEM of kElemsPerMsg elements, ~26 KiB).
 constexpr size_t kMaxMsg = 64 * 1024;
 
-struct ExprDel { void operator()(nftnl_expr* e) const { nftnl_expr_free(e); } };
-struct RuleDel { void operator()(nftnl_rule* r) const { nftnl_rule_free(r); } };
-struct SetDel { void operator()(nftnl_set* s) const { nftnl_set_free(s); } };
-struct ChainDel { void operator()(nftnl_chain* c) const { nftnl_chain_free(c); } };
-struct TableDel { void operator()(nftnl_table* t) const { nftnl_table_free(t); } };
-using ExprPtr = std::unique_ptr<nftnl_expr, ExprDel>;
 
 ExprPtr new_expr(const char* name) {
     ExprPtr e(nftnl_expr_alloc(name));

@@ -5,10 +5,15 @@
 #pragma once
 
 #include <cstdio>  // libnftnl/expr.h uses FILE
+#include <libnftnl/chain.h>
 #include <libnftnl/expr.h>
+#include <libnftnl/rule.h>
+#include <libnftnl/set.h>
+#include <libnftnl/table.h>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -19,6 +24,14 @@
 struct nlmsghdr;
 
 namespace portsentry::kernel::detail {
+
+// Owners of libnftnl objects, for the builders, the Nft queries and the monitor.
+struct ExprDel { void operator()(nftnl_expr* e) const { nftnl_expr_free(e); } };
+struct RuleDel { void operator()(nftnl_rule* r) const { nftnl_rule_free(r); } };
+struct SetDel { void operator()(nftnl_set* s) const { nftnl_set_free(s); } };
+struct ChainDel { void operator()(nftnl_chain* c) const { nftnl_chain_free(c); } };
+struct TableDel { void operator()(nftnl_table* t) const { nftnl_table_free(t); } };
+using ExprPtr = std::unique_ptr<nftnl_expr, ExprDel>;
 
 // ---- ruleset as data -------------------------------------------------------
 

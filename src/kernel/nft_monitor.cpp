@@ -16,15 +16,13 @@
 #include <utility>
 #include <vector>
 
+#include "nft_build.hpp"
+#include "nl_socket.hpp"
 #include "portsentry/kernel/nft.hpp"
 
 namespace portsentry::kernel {
 
 namespace {
-
-struct MnlDel {
-    void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
 
 // The table a deletion notification names, or "" for other messages.
 std::string deleted_in(const nlmsghdr* nlh) {
@@ -58,7 +56,7 @@ std::string deleted_in(const nlmsghdr* nlh) {
 }  // namespace
 
 struct NftMonitor::Impl {
-    std::unique_ptr<mnl_socket, MnlDel> nl;
+    detail::MnlSocket nl;
     uint32_t own_portid = 0;
     std::vector<char> buf = std::vector<char>(MNL_SOCKET_BUFFER_SIZE * 4);
 };
@@ -70,10 +68,7 @@ NftMonitor::NftMonitor(uint32_t own_portid) : impl_(std::make_unique<Impl>()) {
     if (mnl_socket_bind(impl_->nl.get(), 1U << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0)
         throw std::system_error(errno, std::generic_category(), "nftables monitor: bind to NFNLGRP_NFTABLES");
     // Every ban is an element notification too: room for bursts of them.
-    const int fd = mnl_socket_get_fd(impl_->nl.get());
-    const int rcvbuf = 8 << 20;
-    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof rcvbuf) < 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    detail::set_receive_buffer(mnl_socket_get_fd(impl_->nl.get()), 8 << 20);
 }
 
 NftMonitor::~NftMonitor() = default;
@@ -118,10 +113,7 @@ bool NftMonitor::drain() {
 
 void NftMonitor::collect_removed(const void* msg) {
     const auto* nlh = static_cast<const nlmsghdr*>(msg);
-    struct SetDel {
-        void operator()(nftnl_set* x) const { nftnl_set_free(x); }
-    };
-    std::unique_ptr<nftnl_set, SetDel> set(nftnl_set_alloc());
+    std::unique_ptr<nftnl_set, detail::SetDel> set(nftnl_set_alloc());
     if (!set || nftnl_set_elems_nlmsg_parse(nlh, set.get()) < 0) return;
     const char* table = nftnl_set_get_str(set.get(), NFTNL_SET_TABLE);
     const char* name = nftnl_set_get_str(set.get(), NFTNL_SET_NAME);
