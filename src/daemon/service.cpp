@@ -482,6 +482,13 @@ struct Service::Impl {
             if (p.prefix == p.addr.bits()) engine.forget(p.addr);
     }
 
+    // Erases `c` and every record inside it, history too (an unban forgives),
+    // and lets the engine count those hosts afresh. Returns the active bans.
+    std::vector<net::Cidr> erase_within(const net::Cidr& c, int64_t now) {
+        forget_hosts(store.within(c, now, false));
+        return store.erase_within(c, now);
+    }
+
     // Someone deleted ban elements with nft (`nft delete element`, `nft flush
     // set`): their decision stands. Forget those bans as an unban would, so
     // list/why/restore do not bring back what the kernel no longer has.
@@ -490,8 +497,7 @@ struct Service::Impl {
         std::vector<net::Cidr> gone;
         for (const auto& a : starts)
             for (const auto& p : store.starting_at(a, now)) {
-                forget_hosts(store.within(p, now, false));
-                store.erase_within(p, now);
+                erase_within(p, now);
                 gone.push_back(p);
                 event("unban", {{"prefix", p.to_string()}, {"origin", "nft"}});
             }
@@ -651,7 +657,9 @@ struct Service::Impl {
 
     // Ended bans are remembered for ban_time_max (escalation), at most as
     // many as a set holds, so a flood of short bans cannot grow the file.
-    bool forget_history() { return store.forget(wall_now(), cfg->ban_time_max.count(), cfg->ban_set_size) > 0; }
+    void forget_history() {
+        if (store.forget(wall_now(), cfg->ban_time_max.count(), cfg->ban_set_size) > 0) state_dirty = true;
+    }
 
     // Each tick: start a pass over the table if it changed.
     void save_state() {
@@ -875,7 +883,6 @@ ControlReply Service::Impl::cmd_unban(const std::string& arg) {
     auto c = net::Cidr::parse(arg);
     if (!c) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address or CIDR\n", arg)};
     const int64_t now = wall_now();
-    const auto inside = store.within(*c, now, false);  // history too: the engine forgets them all
     const auto lifted = store.within(*c, now, true);
     // Kernel first: if it refuses, the table still describes what is banned.
     try {
@@ -883,8 +890,7 @@ ControlReply Service::Impl::cmd_unban(const std::string& arg) {
     } catch (const std::exception& e) {
         return {1, fmt::format("error: cannot unban {}: {}\n", arg, e.what())};
     }
-    store.erase_within(*c, now);
-    forget_hosts(inside);
+    erase_within(*c, now);
     if (c->prefix == c->addr.bits()) engine.forget(c->addr);
     save_state_soon();
     log.write(fmt::format("portsentry-nfq: {} unbanned by admin ({} ban{} lifted)", c->to_string(), lifted.size(),
@@ -1022,7 +1028,7 @@ Service::Service(const Options& o) {
     std::vector<std::string> warnings;
     m.store.load(&warnings);
     for (const auto& w : warnings) m.log.write("portsentry-nfq: " + w);
-    if (m.forget_history()) m.state_dirty = true;
+    m.forget_history();
 
     auto available = m.nft.probe_backends();
     std::string why;
@@ -1118,7 +1124,7 @@ void Service::on_tick() {
     m.responder->reap();
     if (m.events) m.events->flush(std::time(nullptr), actions::Clock::now());
     if (m.protect_dirty) m.refresh_protection();
-    if (m.forget_history()) m.state_dirty = true;
+    m.forget_history();
     m.save_state();
     // Fallback for lost notifications (monitor overrun or not bound).
     if (!m.opts.no_ruleset) {

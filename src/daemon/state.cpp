@@ -375,12 +375,8 @@ const BanRecord* BanStore::oldest_active(uint8_t family, int64_t now, const std:
 }
 
 std::vector<net::Cidr> BanStore::hosts_within(const net::Cidr& prefix, int64_t now) const {
-    std::vector<net::Cidr> out;
-    // The map is ordered by address: the hosts of a prefix are contiguous.
-    for (auto it = records_.lower_bound(net::Cidr{prefix.addr, 0}); it != records_.end(); ++it) {
-        if (!prefix.contains(it->first.addr)) break;
-        if (it->first.prefix == it->first.addr.bits() && it->second.active(now)) out.push_back(it->first);
-    }
+    auto out = within(prefix, now, true);
+    std::erase_if(out, [](const net::Cidr& c) { return c.prefix != c.addr.bits(); });
     return out;
 }
 
