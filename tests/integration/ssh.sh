@@ -69,22 +69,15 @@ CONF
 # nft set) with protect.sessions = SESSIONS; sets CONF.
 write_conf() {
     local dir=$1 sessions=$2
-    mkdir -p "$dir"
-    printf '%s\n' 203.0.113.0/24 2001:db8:2::/64 >"$dir/portsentry.ignore"
     CONF=$dir/portsentry.yaml
-    cat >"$CONF" <<CONF
-tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}
-udp: {mode: off}
-kill_route: nft-set
-ignore_file: "$dir/portsentry.ignore"
-history_file: "$dir/portsentry.history"
-blocked_file: "$dir/portsentry.blocked"
-state_file: "$dir/portsentry-nfq.state"
-control_socket: "$dir/portsentry-nfq.sock"
-scan_trigger: 0
-ban_time: 1h
-protect: {sessions: $sessions}
-CONF
+    write_yaml_config "$dir" \
+        'tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}' \
+        'udp: {mode: off}' \
+        'kill_route: nft-set' \
+        'scan_trigger: 0' \
+        'ban_time: 1h' \
+        "protect: {sessions: $sessions}"
+    printf '%s\n' 203.0.113.0/24 2001:db8:2::/64 >"$dir/portsentry.ignore"
 }
 
 # start_sshd: sshd -D in the victim's network namespace and the daemon's
