@@ -25,9 +25,7 @@ set -u
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=../tests/integration/lib.sh
 . "$HERE/../tests/integration/lib.sh"
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+lab_traps
 
 BUILD=$(cd "${1:-$SRC_ROOT/build}" && pwd) || exit 1
 BIN=$BUILD/portsentry-nfq

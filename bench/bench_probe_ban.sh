@@ -28,9 +28,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # /etc, /var/lib, /run), and `cleanup` removing all of it on any exit.
 # shellcheck source-path=SCRIPTDIR source=../tests/integration/lib.sh
 . "$HERE/../tests/integration/lib.sh"
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+lab_traps
 
 BUILD=$(cd "${1:-$SRC_ROOT/build}" && pwd) || exit 1
 BIN=$BUILD/portsentry-nfq

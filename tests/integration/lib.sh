@@ -91,6 +91,14 @@ lab_down() {
 }
 
 # run.sh's trap: every exit path, including ^C and a failed assertion.
+# lab_traps: tear the lab down however the script ends (and exit with the
+# usual status on INT/TERM, so the EXIT trap runs then too).
+lab_traps() {
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM

@@ -9,9 +9,7 @@ set -u
 [ "$(id -u)" -eq 0 ] || { echo "policy.sh: needs root; skipping" >&2; exit 77; }
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+lab_traps
 BIN=${1:-$SRC_ROOT/build/portsentry-nfq}
 CUR_TAG=policy
 WATCH='tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}'

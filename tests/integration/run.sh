@@ -27,9 +27,7 @@ set -u
 . "$(dirname "$0")/protect.sh"
 # shellcheck source-path=SCRIPTDIR source=f2b/f2b.sh
 . "$(dirname "$0")/f2b/f2b.sh"
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+lab_traps
 
 RESULTS=${RESULTS:-$IT_DIR/last-results.txt}
 : >"$RESULTS"

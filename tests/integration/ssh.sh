@@ -16,9 +16,7 @@ set -u
 [ "$(id -u)" -eq 0 ] || { echo "ssh.sh: needs root; skipping" >&2; exit 77; }
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+lab_traps
 BIN=${1:-$SRC_ROOT/build/portsentry-nfq}
 RESULTS=${RESULTS:-$IT_DIR/last-results.txt}  # nmap figures appended, as flood.sh does
 [ -x "$BIN" ] || { say "ssh.sh: $BIN is not an executable"; exit 1; }
