@@ -1,12 +1,14 @@
 // JSON event lines (json_log): one self-contained object per event, for
 // SIEMs and scripts that would otherwise parse attackalert prose.
 //
-//   {"time":"2026-11-25T13:40:02Z","event":"ban","src":"198.51.100.2",
-//    "proto":"TCP","port":7,"scan":"TCP SYN/Normal scan","ban_seconds":3600,"count":1}
+//   {"time":"2026-11-25T13:40:02Z","event":"scan","src":"198.51.100.2",
+//    "proto":"TCP","port":7,"scan":"TCP SYN/Normal scan","block":1,
+//    "banned":true,"ban_seconds":3600,"offences":1,"responded":true}
 //
-// Events: scan (a detection that fired, with "action": ban / record / command /
-// none), already_blocked, rate_limited, protected, ban, unban, evicted,
-// aggregated, suppressed (a summary after the flood cap dropped lines).
+// Events (the daemon picks the fields; portsentry-nfq.yaml(5) lists them):
+// scan (a detection that fired), already_blocked, rate_limited, protected,
+// ban, unban, evicted, aggregated, suppressed (a summary after the flood cap
+// dropped lines).
 // Appended with O_APPEND|O_NOFOLLOW (one write() per line), reopened on SIGHUP.
 #pragma once
 

@@ -128,7 +128,7 @@ public:
     // A snapshot in parts (the slices it was serialized in), written in order.
     void submit(std::vector<std::string> snapshot);
     void submit(std::string snapshot);
-    // Blocks until everything submitted is on disk (admin commands, exit).
+    // Blocks until everything submitted is on disk (daemon exit).
     // Returns the failure of the last write, "" if it succeeded.
     std::string flush();
     // A failure not yet reported ("" if none): the loop logs it on its tick.
