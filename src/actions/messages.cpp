@@ -148,4 +148,14 @@ std::string history_record(std::time_t when, std::string_view host, std::string_
                        tm.tm_hour, tm.tm_min, tm.tm_sec, host, ip, port, proto_name(proto));
 }
 
+std::string protected_probe(std::string_view reason, std::string_view ip, net::L4 proto, uint16_t port) {
+    return fmt::format("attackalert: protected: {}: host {}/{} probed {} port {}: never banned", reason, ip, ip,
+                       proto_name(proto), port);
+}
+
+std::string rate_limited(std::string_view scan_name, std::string_view ip, net::L4 proto, uint16_t port) {
+    return fmt::format("attackalert: {} from host: {}/{} to {} port: {}: not banned (ban rate limit reached)",
+                       scan_name, ip, ip, proto_name(proto), port);
+}
+
 }  // namespace portsentry::actions::msg

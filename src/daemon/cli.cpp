@@ -14,7 +14,9 @@
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/daemon.hpp"
 #include "portsentry/daemon/protect.hpp"
-#include "portsentry/daemon/service.hpp"
+#include "portsentry/config/keys.hpp"
+#include "portsentry/daemon/ban_manager.hpp"
+#include "portsentry/daemon/views.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/kernel/nft.hpp"
 
@@ -38,21 +40,6 @@ constexpr const char* kFooter =
     "and reopens history/blocked files; SIGTERM exits leaving the table and bans in place.\n"
     "Exit status: 0 ok, 1 error (config errors print FILE:LINE: message), 2 usage error.";
 
-std::optional<std::chrono::seconds> parse_seconds(const std::string& s) {
-    if (s.empty()) return std::nullopt;
-    char* end = nullptr;
-    long long v = std::strtoll(s.c_str(), &end, 10);
-    if (end == s.c_str() || v < 0) return std::nullopt;
-    std::string unit(end);
-    long long mult = 1;
-    if (unit.empty() || unit == "s") mult = 1;
-    else if (unit == "m") mult = 60;
-    else if (unit == "h") mult = 3600;
-    else if (unit == "d") mult = 86400;
-    else return std::nullopt;
-    return std::chrono::seconds(v * mult);
-}
-
 void print_diagnostics(const config::ConfigError& e) {
     for (const auto& d : e.diagnostics()) std::cerr << d.to_string() << "\n";
 }
@@ -62,9 +49,60 @@ int print_reply(const ControlReply& r) {
     return r.status == 0 ? 0 : 1;
 }
 
-// Offline commands: no daemon listens, so edit the state file under the
-// instance lock and touch the single set element (DESIGN.md §7).
-int offline(const Options& o, const std::vector<std::string>& w) {
+// Offline commands: no daemon listens, so the same commands edit the state
+// file under the instance lock and the set elements, through the same ban
+// manager the daemon uses (docs/ARCHITECTURE.md, "Control commands").
+struct Offline final : CommandHandler, BanListener {
+    const config::Config& cfg;
+    BanStore store;
+    kernel::Nft nft;
+    const bool table;
+    // The daemon is down: gather the protection sources ourselves, so the
+    // answers match what a running daemon would say.
+    const engine::Protection protection;
+    BanManager bans;
+    const int64_t now = std::time(nullptr);
+
+    explicit Offline(const config::Config& c)
+        : cfg(c),
+          store(c.state_file),
+          table(nft.table_exists()),
+          protection(gather(c)),
+          bans(store, table ? &nft : nullptr, *this,
+               BanSettings{engine::BanPolicy::from_config(c), c.ban_set_size, c.ignore.entries()}, &protection) {
+        std::vector<std::string> warnings;
+        store.load(&warnings);
+        for (const auto& x : warnings) std::cerr << "warning: " << x << "\n";
+    }
+    std::string where() const {
+        return table ? "(daemon not running: state file and nft set edited)\n"
+                     : "(daemon not running and no table inet portsentry loaded: state file edited, restored on "
+                       "start)\n";
+    }
+    ControlReply status(bool) override {
+        return {1, "portsentry-nfq is not running (no daemon on " + cfg.control_socket + ")\n"};
+    }
+    ControlReply list(bool json) override { return render_list(store, json, now); }
+    ControlReply why(const std::string& addr) override {
+        return render_why(store, {cfg.ignore, &protection, engine::BanPolicy::from_config(cfg)}, addr, now);
+    }
+    ControlReply ban(const net::Cidr& c, std::optional<std::chrono::seconds> t, const std::string& origin) override {
+        auto r = bans.ban(c, origin, t, now);
+        if (!r.error.empty()) return {1, "error: " + r.error + "\n"};
+        store.save();
+        return {0, fmt::format("banned {}{}\n", c.to_string(),
+                               r.time.count() > 0 ? fmt::format(" for {}s", r.time.count()) : " permanently") +
+                       where()};
+    }
+    ControlReply unban(const net::Cidr& c) override {
+        auto r = bans.unban(c, now);
+        if (!r.error.empty()) return {1, "error: " + r.error + "\n"};
+        store.save();
+        return {0, render_unban(store, c, r.lifted, now) + where()};
+    }
+};
+
+int offline(const Options& o, const std::string& request) {
     config::Config cfg;
     try {
         cfg = load_config(o);
@@ -72,62 +110,14 @@ int offline(const Options& o, const std::vector<std::string>& w) {
         print_diagnostics(e);
         return 1;
     }
-    const std::string& verb = w[0];
     LockFile lock = LockFile::acquire(cfg.control_socket + ".lock", false);
     if (!lock.locked()) {
         std::cerr << "error: the daemon holds " << cfg.control_socket << ".lock but does not answer on "
                   << cfg.control_socket << "\n";
         return 1;
     }
-    BanStore store(cfg.state_file);
-    std::vector<std::string> warnings;
-    store.load(&warnings);
-    for (const auto& x : warnings) std::cerr << "warning: " << x << "\n";
-    if (verb == "status") {
-        std::cerr << "portsentry-nfq is not running (no daemon on " << cfg.control_socket << ")\n";
-        return 1;
-    }
-    if (verb == "list") return print_reply(render_list(store, w.size() > 1 && w[1] == "--json"));
-    // The daemon is down: gather the protection sources ourselves, so the
-    // answer matches what a running daemon would say.
-    const engine::Protection protection = gather(cfg);
-    if (verb == "why") return print_reply(render_why(store, cfg, w.at(1), &protection));
-    auto c = net::Cidr::parse(w.at(1));
-    if (!c) {
-        std::cerr << "error: '" << w[1] << "' is not an IPv4/IPv6 address or CIDR\n";
-        return 1;
-    }
-    kernel::Nft nft;
-    const int64_t now = std::time(nullptr);
-    if (verb == "unban") {
-        const bool table = nft.table_exists();
-        auto lifted = store.erase_within(*c, now);
-        if (table) nft.del_bans(unban_elements(lifted, *c));
-        store.save();
-        std::cout << render_unban(store, *c, lifted, now)
-                  << (table ? "(daemon not running: state file and nft set edited)\n"
-                            : "(daemon not running and no table inet portsentry loaded: state file edited)\n");
-        return 0;
-    }
-    // ban
-    if (auto why = refuse_ban(*c, cfg, protection)) {
-        std::cerr << "error: refusing to ban " << w[1] << ": " << *why << "\n";
-        return 1;
-    }
-    std::chrono::seconds bt = cfg.ban_time;
-    std::string origin = "admin";
-    for (size_t i = 2; i + 1 < w.size(); i += 2) {
-        if (w[i] == "--time") bt = std::chrono::seconds(std::stoll(w[i + 1]));
-        if (w[i] == "--origin") origin = w[i + 1];
-    }
-    kernel::BanElement e{*c, std::nullopt};
-    if (bt.count() > 0) e.timeout = bt;
-    if (nft.table_exists()) nft.add_bans({e});
-    store.record_ban(*c, origin, now, bt.count());
-    store.save();
-    std::cout << "banned " << c->to_string() << " (daemon not running: recorded in " << cfg.state_file
-              << ", restored on start)\n";
-    return 0;
+    Offline off(cfg);
+    return print_reply(dispatch_command(request, off));
 }
 
 int operator_command(const Options& o, std::vector<std::string> w) {
@@ -147,7 +137,7 @@ int operator_command(const Options& o, std::vector<std::string> w) {
         std::cerr << "error: " << e.what() << (e.code().value() == EACCES ? " (root only)" : "") << "\n";
         return 1;
     }
-    return offline(o, w);
+    return offline(o, req);
 }
 
 }  // namespace
@@ -187,7 +177,7 @@ int cli_main(int argc, char** argv) {
     app.add_option("--steer", steer, "steering backend: auto (default), queue, xt-queue, nflog");
     app.add_flag("--dry-run", o.dry_run, "detect, log and record only: never drop a packet, ban or run a command");
     app.add_flag("--no-ruleset", o.no_ruleset, "do not create the nft table (the admin loads nft/portsentry.nft)");
-    app.add_option("--ban-time", ban_time, "ban duration (30s, 10m, 1h, 2d; 0 = permanent); overrides the config");
+    app.add_option("--ban-time", ban_time, "ban duration (30s, 10m, 1h30m, 2d; 0 = permanent); overrides the config");
     app.add_option("--state-file", state_file, "ban table state file; overrides the config");
     app.add_option("--control-socket", control_socket, "control socket path; overrides the config");
     app.add_flag("-V,--version", version, "print the version and exit");
@@ -202,7 +192,7 @@ int cli_main(int argc, char** argv) {
     c_why->add_option("ADDR", addr, "IPv4 or IPv6 address")->required();
     auto* c_ban = app.add_subcommand("ban", "ban an address or CIDR in the nft set (refused for protected addresses)");
     c_ban->add_option("ADDR", addr, "IPv4/IPv6 address or CIDR")->required();
-    c_ban->add_option("--time", time_arg, "ban duration (30s, 10m, 1h, 2d; 0 = permanent); default: ban_time");
+    c_ban->add_option("--time", time_arg, "ban duration (30s, 10m, 1h30m, 2d; 0 = permanent); default: ban_time");
     c_ban->add_option("--origin", origin, "who asks (admin, fail2ban, fleet)")->capture_default_str();
     auto* c_unban = app.add_subcommand("unban", "lift a ban (address or CIDR)");
     c_unban->add_option("ADDR", addr, "IPv4/IPv6 address or CIDR")->required();
@@ -224,9 +214,9 @@ int cli_main(int argc, char** argv) {
         }
     }
     if (!ban_time.empty()) {
-        o.ban_time = parse_seconds(ban_time);
+        o.ban_time = config::parse_duration(ban_time);
         if (!o.ban_time) {
-            std::cerr << "error: --ban-time: expected a duration like 30s, 10m, 1h, 2d or 0, got '" << ban_time
+            std::cerr << "error: --ban-time: expected a duration like 30s, 10m, 1h30m, 2d or 0, got '" << ban_time
                       << "'\n";
             return 2;
         }
@@ -243,14 +233,13 @@ int cli_main(int argc, char** argv) {
         if (*c_ban) {
             std::vector<std::string> w{"ban", addr, "--origin", origin};
             if (!time_arg.empty()) {
-                auto t = parse_seconds(time_arg);
-                if (!t) {
-                    std::cerr << "error: --time: expected a duration like 30s, 10m, 1h, 2d or 0, got '" << time_arg
+                if (!config::parse_duration(time_arg)) {
+                    std::cerr << "error: --time: expected a duration like 30s, 10m, 1h30m, 2d or 0, got '" << time_arg
                               << "'\n";
                     return 2;
                 }
                 w.push_back("--time");
-                w.push_back(std::to_string(t->count()));
+                w.push_back(time_arg);
             }
             return operator_command(o, w);
         }
@@ -279,9 +268,11 @@ int cli_main(int argc, char** argv) {
         if (print_ruleset) {
             auto cfg = load_config(o);
             for (const auto& l : local_addresses()) cfg.ignore.insert(l);
-            kernel::Backend b = kernel::Backend::queue;  // the stock-kernel form (nft/portsentry.nft)
-            if (o.steer == config::Steer::xt_queue) b = kernel::Backend::xt_queue;
-            if (o.steer == config::Steer::nflog) b = kernel::Backend::nflog;
+            // As if every backend were there: auto prints the stock-kernel
+            // (`queue`) form that nft/portsentry.nft holds.
+            const auto b = *kernel::pick_backend(o.steer.value_or(config::Steer::auto_),
+                                                 {kernel::Backend::queue, kernel::Backend::xt_queue,
+                                                  kernel::Backend::nflog});
             std::cout << kernel::render_ruleset(kernel::RulesetSpec::from_config(cfg, b));
             return 0;
         }

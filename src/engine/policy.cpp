@@ -43,3 +43,23 @@ std::vector<net::Cidr> conflicts(const net::Cidr& candidate, std::span<const net
 }
 
 }  // namespace portsentry::engine
+
+namespace portsentry::engine {
+
+std::optional<std::string> refuse_ban(const net::Cidr& c, std::span<const net::Cidr> ignore,
+                                      const Protection& protection) {
+    auto inside = [&](const net::Cidr& p) { return p.prefix <= c.prefix && p.contains(c.addr); };
+    auto covers = [&](const net::Cidr& p) { return c.contains(p.addr) && p.prefix >= c.prefix; };
+    for (const auto& p : ignore)
+        if (inside(p)) return "it is protected (ignore list " + p.to_string() + ")";
+    if (auto why = protection.match(c.addr))
+        for (const auto& p : protection.prefixes())
+            if (inside(p)) return std::string("it is protected: ") + to_string(*why);
+    for (const auto& p : ignore)
+        if (covers(p)) return "it covers " + p.to_string() + ", protected: ignore list";
+    for (const auto& p : protection.prefixes())
+        if (covers(p)) return "it covers " + p.to_string() + ", protected: " + to_string(*protection.match(p.addr));
+    return std::nullopt;
+}
+
+}  // namespace portsentry::engine

@@ -387,4 +387,26 @@ std::optional<NfQueueKernelStats> NfQueue::kernel_stats() const {
     return std::nullopt;
 }
 
+std::optional<QueueKernelStats> parse_queue_stats(std::string_view text, uint16_t queue_num) {
+    // "%5u %6u %5u %1u %5u %5u %5u %8u %2d": queue, portid, waiting, copy
+    // mode, copy range, queue dropped, user dropped, id sequence, 1.
+    std::istringstream in{std::string(text)};
+    for (std::string line; std::getline(in, line);) {
+        std::istringstream f(line);
+        uint64_t v[7];
+        bool ok = true;
+        for (auto& x : v) ok = ok && static_cast<bool>(f >> x);
+        if (ok && v[0] == queue_num) return QueueKernelStats{v[2], v[5], v[6]};
+    }
+    return std::nullopt;
+}
+
+std::optional<QueueKernelStats> read_queue_stats(uint16_t queue_num, const std::string& path) {
+    std::ifstream f(path);
+    if (!f) return std::nullopt;
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return parse_queue_stats(ss.str(), queue_num);
+}
+
 }  // namespace portsentry::kernel

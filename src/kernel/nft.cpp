@@ -291,33 +291,30 @@ bool Nft::ruleset_intact() {
 
 void Nft::check(const RulesetSpec& spec) { impl_->run(detail::build_apply(spec, {}, impl_->seq, false)); }
 
-void Nft::add_bans(const std::vector<BanElement>& bans) {
-    if (bans.empty()) return;
+std::vector<BanRefusal> Nft::add_bans(const std::vector<BanElement>& bans, const BanSets& sets) {
+    std::vector<BanRefusal> refused;
+    if (bans.empty()) return refused;
     try {
-        impl_->run(detail::build_add_bans(bans, impl_->seq));
-        return;
-    } catch (const NftError&) {
-        if (bans.size() == 1) throw;
-    }
-    // One refused element aborts its whole batch: retry one by one so the
-    // others still get banned, then report every refusal.
-    std::vector<std::string> failed;
-    std::optional<NftError> first;
-    for (auto& b : bans) {
-        try {
-            impl_->run(detail::build_add_bans({b}, impl_->seq));
-        } catch (const NftError& e) {
-            if (!first) first = e;
-            failed.push_back(e.what());
+        impl_->run(detail::build_add_bans(bans, impl_->seq, sets));
+        return refused;
+    } catch (const NftError& e) {
+        if (bans.size() == 1) {
+            refused.push_back({bans.front().prefix, e});
+            return refused;
         }
     }
-    if (!first) return;  // a transient failure
-    std::string what = fmt::format("nftables: {} of {} bans refused: ", failed.size(), bans.size());
-    for (size_t i = 0; i < failed.size(); ++i) what += (i ? " | " : "") + failed[i];
-    throw NftError(first->error(), first->object(), what);
+    // One refused element aborts its whole batch: each alone, once.
+    for (const auto& b : bans) {
+        try {
+            impl_->run(detail::build_add_bans({b}, impl_->seq, sets));
+        } catch (const NftError& e) {
+            refused.push_back({b.prefix, e});
+        }
+    }
+    return refused;
 }
 
-size_t Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
+size_t Nft::del_bans(const std::vector<net::Cidr>& prefixes, const BanSets& sets) {
     // One acknowledged message per prefix: thousands of ACKs at once would
     // overrun the receive buffer, so large unbans go in slices.
     if (prefixes.size() > kDelSlice) {
@@ -325,7 +322,8 @@ size_t Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
         for (size_t i = 0; i < prefixes.size(); i += kDelSlice) {
             const auto end = std::min(i + kDelSlice, prefixes.size());
             deleted += del_bans(std::vector<net::Cidr>(prefixes.begin() + static_cast<std::ptrdiff_t>(i),
-                                                       prefixes.begin() + static_cast<std::ptrdiff_t>(end)));
+                                                       prefixes.begin() + static_cast<std::ptrdiff_t>(end)),
+                                sets);
         }
         return deleted;
     }
@@ -334,7 +332,7 @@ size_t Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
     // batch (kernels before 6.3 have no DESTROYSETELEM): drop those and resend.
     // Each round removes at least one prefix, so this ends.
     while (!todo.empty()) {
-        detail::Batch b = detail::build_del_bans(todo, impl_->seq);
+        detail::Batch b = detail::build_del_bans(todo, impl_->seq, sets);
         auto errors = impl_->talk(b);
         if (errors.empty()) return todo.size();
         std::set<size_t> absent;
@@ -351,15 +349,15 @@ size_t Nft::del_bans(const std::vector<net::Cidr>& prefixes) {
     return 0;
 }
 
-void Nft::replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add) {
+void Nft::replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add, const BanSets& sets) {
     try {
-        impl_->run(detail::build_replace_bans(del, add, impl_->seq));
+        impl_->run(detail::build_replace_bans(del, add, impl_->seq, sets));
         return;
     } catch (const NftError& e) {
         if (e.error() != ENOENT) throw;  // a host ban timed out in the kernel already
     }
-    del_bans(del);
-    add_bans(add);
+    del_bans(del, sets);
+    if (auto refused = add_bans(add, sets); !refused.empty()) throw refused.front().error;
 }
 
 void Nft::set_never(const std::vector<net::Cidr>& prefixes) {

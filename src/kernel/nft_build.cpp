@@ -606,21 +606,21 @@ void split_bans(const std::vector<BanElement>& bans, std::vector<Interval> (&iv)
 }
 
 
-void del_ban_msgs(Batch& b, const std::vector<net::Cidr>& prefixes) {
+void del_ban_msgs(Batch& b, const std::vector<net::Cidr>& prefixes, const BanSets& sets) {
     // One message per prefix: del_bans() maps an ENOENT back to its prefix by seq.
     for (auto& p : prefixes) {
         bool v6 = p.addr.family == AF_INET6;
-        add_elem_msgs(b, NFT_MSG_DELSETELEM, kTable, v6 ? "banned6" : "banned", 0, {interval_of(p)},
+        add_elem_msgs(b, NFT_MSG_DELSETELEM, kTable, v6 ? sets.v6 : sets.v4, 0, {interval_of(p)},
                       {cidr_text(p)}, 1);
     }
 }
 
-void add_ban_msgs(Batch& b, const std::vector<BanElement>& bans) {
+void add_ban_msgs(Batch& b, const std::vector<BanElement>& bans, const BanSets& sets) {
     std::vector<Interval> iv[2];
     std::vector<std::string> tx[2];
     split_bans(bans, iv, tx);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned", 0, iv[0], tx[0], kElemsPerMsg);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned6", 0, iv[1], tx[1], kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, sets.v4, 0, iv[0], tx[0], kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, sets.v6, 0, iv[1], tx[1], kElemsPerMsg);
 }
 
 }  // namespace
@@ -676,10 +676,10 @@ Batch build_probe(Backend be, const std::string& table, uint32_t first_seq) {
     return b;  // no end(): validated by the kernel, then aborted
 }
 
-Batch build_add_bans(const std::vector<BanElement>& bans, uint32_t first_seq) {
+Batch build_add_bans(const std::vector<BanElement>& bans, uint32_t first_seq, const BanSets& sets) {
     Batch b(first_seq);
     b.begin();
-    add_ban_msgs(b, bans);
+    add_ban_msgs(b, bans, sets);
     b.end();
     return b;
 }
@@ -708,21 +708,22 @@ Batch build_set_never(const std::vector<net::Cidr>& prefixes, uint32_t first_seq
     return b;
 }
 
-Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq) {
+Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq, const BanSets& sets) {
     Batch b(first_seq);
     b.begin();
-    del_ban_msgs(b, prefixes);
+    del_ban_msgs(b, prefixes, sets);
     b.end();
     return b;
 }
 
 size_t rule_count(const RulesetSpec& spec) { return describe(spec).rules.size(); }
 
-Batch build_replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add, uint32_t first_seq) {
+Batch build_replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add, uint32_t first_seq,
+                         const BanSets& sets) {
     Batch b(first_seq);
     b.begin();
-    del_ban_msgs(b, del);
-    add_ban_msgs(b, add);
+    del_ban_msgs(b, del, sets);
+    add_ban_msgs(b, add, sets);
     b.end();
     return b;
 }

@@ -159,18 +159,19 @@ Batch build_apply(const RulesetSpec& spec, const std::vector<BanElement>& bans,
                   uint32_t first_seq, bool commit);
 // A throwaway table with one base chain and one steering rule, never committed.
 Batch build_probe(Backend b, const std::string& table, uint32_t first_seq);
-Batch build_add_bans(const std::vector<BanElement>& bans, uint32_t first_seq);
+Batch build_add_bans(const std::vector<BanElement>& bans, uint32_t first_seq, const BanSets& sets = kBannedSets);
 // Replace the contents of never/never6 in one transaction: flush both sets,
 // then add `prefixes` (covered prefixes dropped: interval sets reject
 // overlaps). Packets never see a half-filled set.
 Batch build_set_never(const std::vector<net::Cidr>& prefixes, uint32_t first_seq);
 // One message per prefix, so that an absent element's ENOENT can be told
 // apart and the batch resent without it.
-Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq);
+Batch build_del_bans(const std::vector<net::Cidr>& prefixes, uint32_t first_seq, const BanSets& sets = kBannedSets);
 // How many rules build_apply() creates for `spec`.
 size_t rule_count(const RulesetSpec& spec);
 // Deletes `del`, then adds `add`, in one transaction.
-Batch build_replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add, uint32_t first_seq);
+Batch build_replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add, uint32_t first_seq,
+                         const BanSets& sets = kBannedSets);
 // add + delete: no error whether or not the table exists.
 Batch build_remove_table(uint32_t first_seq);
 

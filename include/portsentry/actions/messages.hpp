@@ -85,4 +85,10 @@ std::string lines_suppressed(uint64_t n);
 std::string history_record(std::time_t when, std::string_view host, std::string_view ip,
                            uint16_t port, net::L4 proto);
 
+// --- portsentry-nfq's own detection outcomes (no 1.2 equivalent) -----------
+// attackalert: protected: REASON: host IP/IP probed TCP port N: never banned
+std::string protected_probe(std::string_view reason, std::string_view ip, net::L4 proto, uint16_t port);
+// attackalert: SCAN from host: IP/IP to TCP port: N: not banned (ban rate limit reached)
+std::string rate_limited(std::string_view scan_name, std::string_view ip, net::L4 proto, uint16_t port);
+
 }  // namespace portsentry::actions::msg

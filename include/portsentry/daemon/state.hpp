@@ -38,6 +38,9 @@ struct BanRecord {
     std::optional<int64_t> remaining(int64_t now) const;
 };
 
+// "2026-12-01 18:10:22 UTC" in local time; "never" for 0 (a permanent ban's expiry).
+std::string format_epoch(int64_t t);
+
 struct CidrLess {
     bool operator()(const net::Cidr& a, const net::Cidr& b) const {
         if (a.addr != b.addr) return a.addr < b.addr;

@@ -41,3 +41,18 @@ bool overlaps(const net::Cidr& a, const net::Cidr& b) noexcept;
 std::vector<net::Cidr> conflicts(const net::Cidr& candidate, std::span<const net::Cidr> guarded);
 
 }  // namespace portsentry::engine
+
+#include <optional>
+#include <string>
+
+#include "portsentry/engine/protection.hpp"
+
+namespace portsentry::engine {
+
+// Why a ban of `c` (admin, fail2ban, fleet) must be refused, or nullopt: `c`
+// lies inside a protected or ignored prefix (the whole ban would be exempt),
+// or covers one (@never would punch a hole in it, and the admin should know).
+std::optional<std::string> refuse_ban(const net::Cidr& c, std::span<const net::Cidr> ignore,
+                                      const Protection& protection);
+
+}  // namespace portsentry::engine

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string_view>
 #include <memory>
 #include <optional>
 #include <span>
@@ -117,4 +118,17 @@ size_t dispatch(std::span<const uint8_t> datagram, bool truncated, const PacketH
                 DispatchState& st) noexcept;
 
 }  // namespace nfqwire
+// The kernel's own figures for one queue (/proc/net/netfilter/nfnetlink_queue):
+// packets waiting, dropped because the queue was full (with fail-open: answered
+// by the kernel instead), and dropped because our socket buffer was full.
+struct QueueKernelStats {
+    uint64_t waiting = 0;
+    uint64_t queue_dropped = 0;
+    uint64_t user_dropped = 0;
+};
+// Parses that file's text; nullopt when `queue_num` has no line (not bound).
+std::optional<QueueKernelStats> parse_queue_stats(std::string_view text, uint16_t queue_num);
+std::optional<QueueKernelStats> read_queue_stats(uint16_t queue_num,
+                                                 const std::string& path = "/proc/net/netfilter/nfnetlink_queue");
+
 }  // namespace portsentry::kernel

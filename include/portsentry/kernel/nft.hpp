@@ -69,11 +69,43 @@ struct BanElement {
     std::optional<std::chrono::seconds> timeout;      // nullopt = permanent
 };
 
+// One IPv4 + IPv6 pair of ban sets in table inet portsentry: today
+// banned/banned6 (detector, admin, fail2ban); the fleet adds its own pair.
+struct BanSets {
+    const char* v4;
+    const char* v6;
+};
+inline constexpr BanSets kBannedSets{"banned", "banned6"};
+
+// An element the kernel would not take (set full: ENFILE; overlaps an
+// interval already there: EEXIST; no table: ENOENT), with the kernel's words.
+struct BanRefusal {
+    net::Cidr prefix;
+    NftError error;
+};
+
+// What a ban manager needs of the kernel's ban sets: the Nft socket below,
+// or a fake in unit tests.
+class BanTable {
+public:
+    virtual ~BanTable() = default;
+    // Adds in one batch; if the kernel refuses it, each element is tried
+    // alone once so one bad element cannot keep the others out. Returns the
+    // refused ones (empty: all in). Re-adding an element is not a refusal.
+    virtual std::vector<BanRefusal> add_bans(const std::vector<BanElement>& bans, const BanSets& sets) = 0;
+    // Missing elements are not an error; returns how many were there and went.
+    virtual size_t del_bans(const std::vector<net::Cidr>& prefixes, const BanSets& sets) = 0;
+    // Delete `del` and add `add` in one transaction (no moment where neither
+    // is banned). Throws NftError on refusal.
+    virtual void replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add,
+                              const BanSets& sets) = 0;
+};
+
 // A persistent NETLINK_NETFILTER socket speaking nf_tables batches.
-class Nft {
+class Nft : public BanTable {
 public:
     Nft();  // throws std::system_error
-    ~Nft();
+    ~Nft() override;
     Nft(const Nft&) = delete;
     Nft& operator=(const Nft&) = delete;
 
@@ -89,18 +121,16 @@ public:
     // (modules, expressions, set sizes) and changes nothing (`--check`).
     void check(const RulesetSpec& spec);
 
-    // Add elements to banned/banned6 in one batch. Throws on failure.
-    // Re-adding an existing element is not an error; on kernels >= 6.12 its
-    // timeout is refreshed to the new value, on older ones it keeps the old one.
-    void add_bans(const std::vector<BanElement>& bans);
-    // Missing elements are not an error; returns how many were there and
-    // went. Large lists go in kDelSlice slices.
-    size_t del_bans(const std::vector<net::Cidr>& prefixes);
+    // BanTable. Re-adding an existing element is not an error; on kernels
+    // >= 6.12 its timeout is refreshed to the new value, on older ones it
+    // keeps the old one. Deletions go in kDelSlice slices. replace_bans()
+    // falls back to del + add if an element of `del` is already gone (a
+    // host ban that timed out in the kernel).
+    std::vector<BanRefusal> add_bans(const std::vector<BanElement>& bans, const BanSets& sets = kBannedSets) override;
+    size_t del_bans(const std::vector<net::Cidr>& prefixes, const BanSets& sets = kBannedSets) override;
     static constexpr size_t kDelSlice = 512;
-    // Delete `del` and add `add` in one transaction (a /64 replacing its
-    // hosts: no moment where neither is banned). If an element of `del` is
-    // already gone, falls back to del_bans() then add_bans().
-    void replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add);
+    void replace_bans(const std::vector<net::Cidr>& del, const std::vector<BanElement>& add,
+                      const BanSets& sets = kBannedSets) override;
     // Replace the never/never6 sets' contents with `prefixes` in one batch
     // (flush + add), for live protection updates. Throws on failure.
     void set_never(const std::vector<net::Cidr>& prefixes);

@@ -11,6 +11,7 @@
 namespace portsentry::net {
 
 enum class L4 : uint8_t { tcp = 6, udp = 17 };
+inline const char* to_string(L4 p) { return p == L4::tcp ? "TCP" : "UDP"; }  // as 1.2 logs it
 
 namespace tcpflag {
 inline constexpr uint8_t FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10, URG = 0x20,

@@ -141,3 +141,11 @@ TEST(Messages, Fail2banStockFilterMatchesRecords) {
     auto ips = pstest::run_capture({"fail2ban-regex", "-o", "ip", path, filter});
     EXPECT_EQ(ips.output, "198.51.100.2\n203.0.113.7\n2001:db8::5\n");
 }
+
+TEST(Messages, ProtectedAndRateLimitedLines) {
+    EXPECT_EQ(msg::protected_probe("gateway", "192.0.2.1", L4::tcp, 22),
+              "attackalert: protected: gateway: host 192.0.2.1/192.0.2.1 probed TCP port 22: never banned");
+    EXPECT_EQ(msg::rate_limited("TCP SYN/Normal scan", "198.51.100.7", L4::udp, 53),
+              "attackalert: TCP SYN/Normal scan from host: 198.51.100.7/198.51.100.7 to UDP port: 53: not banned "
+              "(ban rate limit reached)");
+}

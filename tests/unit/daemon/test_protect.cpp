@@ -315,7 +315,7 @@ TEST(ProtectWatch, ResolvConfAndUtmpChangesAreSeenOtherFilesAreNot) {
 
 }  // namespace
 
-#include "portsentry/daemon/service.hpp"
+#include "portsentry/engine/policy.hpp"
 
 TEST(RefuseBan, ProtectedAddressesAndPrefixesCoveringThem) {
     using portsentry::engine::ProtectReason;
@@ -324,7 +324,7 @@ TEST(RefuseBan, ProtectedAddressesAndPrefixesCoveringThem) {
     cfg.ignore.insert(*net::Cidr::parse("203.0.113.0/25"));
     portsentry::engine::Protection prot;
     prot.add(*net::IpAddr::parse("198.51.100.1"), ProtectReason::gateway);
-    auto refuse = [&](const char* c) { return portsentry::daemon::refuse_ban(*net::Cidr::parse(c), cfg, prot); };
+    auto refuse = [&](const char* c) { return portsentry::engine::refuse_ban(*net::Cidr::parse(c), cfg.ignore.entries(), prot); };
     EXPECT_EQ(refuse("198.51.100.2"), std::nullopt);
     EXPECT_EQ(refuse("198.51.100.1"), "it is protected: gateway");
     EXPECT_EQ(refuse("198.51.100.0/24"), "it covers 198.51.100.1, protected: gateway");

@@ -1,0 +1,87 @@
+// The packet path, from a steered packet (or a tripwire hit) to the 1.2
+// responses: parse, ask the engine, give the verdict at once; after the
+// batch's verdicts went out, one kernel batch of bans (BanManager), then the
+// attackalert lines, history/blocked records, hosts.deny and commands
+// (actions::Responder) and JSON events.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "portsentry/actions/events.hpp"
+#include "portsentry/actions/log.hpp"
+#include "portsentry/actions/responder.hpp"
+#include "portsentry/base/metric.hpp"
+#include "portsentry/config/config.hpp"
+#include "portsentry/daemon/ban_manager.hpp"
+#include "portsentry/daemon/loop.hpp"
+#include "portsentry/engine/engine.hpp"
+#include "portsentry/kernel/packet_source.hpp"
+#include "portsentry/net/packet.hpp"
+
+namespace portsentry::daemon {
+
+// json_log: one JSON object per event, or nothing when it is off.
+class JsonEvents {
+public:
+    explicit JsonEvents(actions::Log& log) : log_(log) {}
+    void open(const std::string& path);  // (re)opens, reopens for logrotate, or closes ("")
+    bool on() const { return file_ != nullptr; }
+    void emit(const char* name, nlohmann::ordered_json fields) {
+        if (file_) file_->write(name, std::move(fields));
+    }
+    void tick(const Now& now) {
+        if (file_) file_->flush(now.wall, now.steady);
+    }
+    const actions::EventLog* file() const { return file_.get(); }
+
+private:
+    actions::Log& log_;
+    std::unique_ptr<actions::EventLog> file_;
+};
+
+class ProbePath {
+public:
+    ProbePath(engine::Engine& engine, BanManager& bans, actions::Responder& responder, actions::Log& log,
+              JsonEvents& events, const config::Config& cfg);
+    void reconfigure(const config::Config& cfg) { cfg_ = &cfg; }
+
+    // One steered packet (`l3` from the IP header). Unreadable packets are
+    // accepted: the rule steers closed ports only, so the kernel then answers
+    // as it would without us.
+    kernel::PacketVerdict on_packet(std::span<const uint8_t> l3, const Now& now);
+    // A classic tripwire fired (handshake-proven for TCP).
+    void on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t port, const Now& now);
+    // After the verdicts went out: bans in one batch, then the responses.
+    void flush(const Now& now);
+
+    struct Counters {
+        base::Counter malformed;  // packets the parser refused (accepted unread)
+    };
+    const Counters& counters() const { return counters_; }
+
+private:
+    struct Pending {
+        net::Packet pkt;
+        engine::Decision d;
+    };
+    void report(Pending& p, const std::string& ban_error);
+    std::string mode_name(net::L4 proto) const;
+    static nlohmann::ordered_json probe_fields(const Pending& p);
+
+    engine::Engine& engine_;
+    BanManager& bans_;
+    actions::Responder& responder_;
+    actions::Log& log_;
+    JsonEvents& events_;
+    const config::Config* cfg_;
+    std::vector<Pending> pending_;
+    Counters counters_;
+};
+
+}  // namespace portsentry::daemon

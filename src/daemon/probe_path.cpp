@@ -1,0 +1,142 @@
+#include "portsentry/daemon/probe_path.hpp"
+
+#include <fmt/format.h>
+#include <map>
+
+#include "portsentry/actions/messages.hpp"
+
+namespace portsentry::daemon {
+
+using Outcome = engine::Decision::Outcome;
+
+void JsonEvents::open(const std::string& path) {
+    if (path.empty()) {
+        file_.reset();
+        return;
+    }
+    if (file_ && file_->path() == path) {
+        if (auto err = file_->reopen(); !err.empty())
+            log_.write(fmt::format("portsentry-nfq: json_log {}: {}", path, err));
+        return;
+    }
+    file_ = std::make_unique<actions::EventLog>(
+        path, [this](const std::string& e) { log_.write("portsentry-nfq: cannot write json_log " + e); });
+}
+
+ProbePath::ProbePath(engine::Engine& engine, BanManager& bans, actions::Responder& responder, actions::Log& log,
+                     JsonEvents& events, const config::Config& cfg)
+    : engine_(engine), bans_(bans), responder_(responder), log_(log), events_(events), cfg_(&cfg) {}
+
+kernel::PacketVerdict ProbePath::on_packet(std::span<const uint8_t> l3, const Now& now) {
+    auto r = net::parse_packet(l3);
+    if (!r.ok()) {
+        counters_.malformed.inc();
+        return kernel::PacketVerdict::accept;
+    }
+    auto d = engine_.on_probe(r.pkt, true, now.steady);
+    if (d.outcome == Outcome::reported || d.outcome == Outcome::rate_limited ||
+        ((d.outcome == Outcome::already_blocked || d.outcome == Outcome::protected_addr) && !d.log_suppressed))
+        pending_.push_back({r.pkt, d});
+    return d.verdict == engine::Verdict::drop ? kernel::PacketVerdict::drop : kernel::PacketVerdict::accept;
+}
+
+void ProbePath::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t port, const Now& now) {
+    auto d = engine_.on_tripwire(src, proto, port, now.steady);
+    if (d.outcome == Outcome::protected_addr && d.log_suppressed) return;
+    net::Packet p;
+    p.src = src;
+    p.proto = proto;
+    p.dport = port;
+    pending_.push_back({p, d});
+    flush(now);
+}
+
+std::string ProbePath::mode_name(net::L4 proto) const {
+    const auto& p = proto == net::L4::tcp ? cfg_->tcp : cfg_->udp;
+    const std::string base = proto == net::L4::tcp ? "tcp" : "udp";
+    switch (p.mode) {
+        case config::Mode::stealth: return "s" + base;
+        case config::Mode::advanced: return "a" + base;
+        case config::Mode::classic:
+        case config::Mode::off: break;
+    }
+    return base;
+}
+
+nlohmann::ordered_json ProbePath::probe_fields(const Pending& p) {
+    return {{"src", p.pkt.src.to_string()},
+            {"proto", net::to_string(p.pkt.proto)},
+            {"port", p.pkt.dport},
+            {"scan", engine::scan_name(p.d.type, p.pkt.tcp_flags)}};
+}
+
+void ProbePath::flush(const Now& now) {
+    if (pending_.empty()) return;
+    std::vector<BanManager::Detection> want;
+    std::vector<Pending*> of;
+    for (auto& p : pending_)
+        if (p.d.outcome == Outcome::reported && p.d.ban) {
+            want.push_back({p.pkt.src, p.d.ban_time, p.pkt.dport, net::to_string(p.pkt.proto),
+                            engine::scan_name(p.d.type, p.pkt.tcp_flags)});
+            of.push_back(&p);
+        }
+    const auto installed = bans_.ban_detected(want, now.wall);
+    std::map<const Pending*, std::string> ban_error;
+    std::vector<net::IpAddr> banned_v6;
+    for (size_t i = 0; i < of.size(); ++i) {
+        of[i]->d.ban_time = installed[i].time;
+        if (!installed[i].error.empty()) ban_error[of[i]] = installed[i].error;
+        else if (of[i]->pkt.src.is_v6()) banned_v6.push_back(of[i]->pkt.src);
+    }
+    for (auto& p : pending_) {
+        auto e = ban_error.find(&p);
+        report(p, e == ban_error.end() ? std::string() : e->second);
+    }
+    pending_.clear();
+    bans_.aggregate(banned_v6, now.wall);
+}
+
+void ProbePath::report(Pending& p, const std::string& ban_error) {
+    const std::string src = p.pkt.src.to_string();
+    if (p.d.outcome == Outcome::protected_addr) {
+        // Once per source and hour (the engine rate-limits): the probe was
+        // accepted, nothing is written to history or blocked.
+        log_.write(actions::msg::protected_probe(engine::to_string(p.d.protect_reason), src, p.pkt.proto, p.pkt.dport));
+        auto f = probe_fields(p);
+        f["reason"] = engine::to_string(p.d.protect_reason);
+        events_.emit("protected", std::move(f));
+        return;
+    }
+    if (p.d.outcome == Outcome::rate_limited) {
+        // Dropped and logged, not banned: the Log's own token bucket keeps a
+        // spoofed flood from flooding syslog.
+        log_.write(actions::msg::rate_limited(engine::scan_name(p.d.type, p.pkt.tcp_flags), src, p.pkt.proto,
+                                              p.pkt.dport));
+        events_.emit("rate_limited", probe_fields(p));
+        return;
+    }
+    if (p.d.outcome != Outcome::reported && p.d.outcome != Outcome::already_blocked)
+        return;  // tripwire decisions can be ignored / protected / not watched
+    actions::Report rep{p.pkt.src, p.pkt.proto, p.pkt.dport, p.pkt.tcp_flags, p.d, mode_name(p.pkt.proto)};
+    auto res = responder_.handle(rep, [&] { return ban_error; });
+    if (events_.on()) {
+        auto f = probe_fields(p);
+        if (p.d.outcome == Outcome::already_blocked) {
+            events_.emit("already_blocked", std::move(f));
+        } else {
+            f["block"] = p.d.block;
+            f["banned"] = res.banned;
+            if (res.banned) {
+                f["ban_seconds"] = p.d.ban_time.count();
+                if (const BanRecord* r = bans_.record(net::Cidr::host(p.pkt.src))) f["offences"] = r->count;
+            }
+            f["responded"] = res.responded_ok;
+            events_.emit("scan", std::move(f));
+        }
+    }
+    // A response failed ("Could not block host"): let the next probe from
+    // this source try again instead of "already blocked".
+    if (!res.responded_ok) engine_.forget(p.pkt.src);
+}
+
+}  // namespace portsentry::daemon
