@@ -185,7 +185,8 @@ int cli_main(int argc, char** argv) {
     std::vector<std::string> words;
     bool json = false;
     std::string addr, time_arg, origin = "admin";
-    auto* c_status = app.add_subcommand("status", "show backend, counters and ban count of the running daemon");
+    auto* c_status = app.add_subcommand("status", "show backend, ban count and every metric of the running daemon");
+    c_status->add_flag("--json", json, "one JSON object (metrics as name, labels, type, help, value)");
     auto* c_list = app.add_subcommand("list", "list active bans (from the daemon's ban table, never the kernel set)");
     c_list->add_flag("--json", json, "JSON array output");
     auto* c_why = app.add_subcommand("why", "explain an address: protected? banned since/until, how often, last probe");
@@ -225,7 +226,8 @@ int cli_main(int argc, char** argv) {
     if (!control_socket.empty()) o.control_socket = control_socket;
 
     try {
-        if (*c_status) return operator_command(o, {"status"});
+        if (*c_status) return operator_command(o, json ? std::vector<std::string>{"status", "--json"}
+                                                       : std::vector<std::string>{"status"});
         if (*c_list) return operator_command(o, json ? std::vector<std::string>{"list", "--json"}
                                                      : std::vector<std::string>{"list"});
         if (*c_why) return operator_command(o, {"why", addr});
