@@ -7,8 +7,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <system_error>
+
+#include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
 
 namespace portsentry::daemon {
 
@@ -22,7 +26,7 @@ sockaddr_un make_addr(const std::string& path) {
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     if (path.size() >= sizeof sa.sun_path)
-        throw std::system_error(ENAMETOOLONG, std::generic_category(), "control socket path " + path);
+        throw base::sys_error("control socket path " + path, ENAMETOOLONG);
     std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
     return sa;
 }
@@ -33,20 +37,6 @@ bool wait_fd(int fd, short events) {
     do r = ::poll(&p, 1, kIoTimeoutMs);
     while (r < 0 && errno == EINTR);
     return r > 0;
-}
-
-bool write_all(int fd, const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-        ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN && wait_fd(fd, POLLOUT)) continue;
-            return false;
-        }
-        off += static_cast<size_t>(n);
-    }
-    return true;
 }
 
 std::string read_until_eof(int fd, size_t limit, bool stop_at_newline) {
@@ -68,7 +58,7 @@ std::string read_until_eof(int fd, size_t limit, bool stop_at_newline) {
 ControlServer::ControlServer(std::string path) : path_(std::move(path)) {
     auto sa = make_addr(path_);
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_UNIX)");
+    if (fd_ < 0) throw base::sys_error("socket(AF_UNIX)");
     ::unlink(path_.c_str());  // stale socket of a killed daemon; the instance lock guards a live one
     // umask during bind so the socket never exists with wider permissions.
     mode_t old = ::umask(0077);
@@ -79,7 +69,7 @@ ControlServer::ControlServer(std::string path) : path_(std::move(path)) {
     if (r < 0 || ::listen(fd_, 16) < 0) {
         if (r >= 0) e = errno;
         ::close(fd_);
-        throw std::system_error(e, std::generic_category(), "cannot listen on control socket " + path_);
+        throw base::sys_error("cannot listen on control socket " + path_, e);
     }
 }
 
@@ -107,25 +97,24 @@ void ControlServer::serve_one(const std::function<ControlReply(const std::string
             reply = {1, std::string("error: ") + e.what() + "\n"};
         }
     }
-    write_all(c, std::to_string(reply.status) + "\n" + reply.text);
+    (void)base::write_all(c, std::to_string(reply.status) + "\n" + reply.text, std::chrono::milliseconds{kIoTimeoutMs});  // a client that left gets nothing
     ::close(c);
 }
 
 std::optional<ControlReply> control_request(const std::string& path, const std::string& request) {
     auto sa = make_addr(path);
     int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_UNIX)");
+    if (fd < 0) throw base::sys_error("socket(AF_UNIX)");
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
         int e = errno;
         ::close(fd);
         if (e == ENOENT || e == ECONNREFUSED) return std::nullopt;
-        throw std::system_error(e, std::generic_category(), "cannot connect to " + path);
+        throw base::sys_error("cannot connect to " + path, e);
     }
     std::string req = request + "\n";
-    if (!write_all(fd, req)) {
-        int e = errno;
+    if (int e = base::write_all(fd, req); e != 0) {
         ::close(fd);
-        throw std::system_error(e, std::generic_category(), "cannot send to " + path);
+        throw base::sys_error("cannot send to " + path, e);
     }
     ::shutdown(fd, SHUT_WR);
     // Replies can be long (`list`), and the daemon may be busy for a moment.

@@ -15,6 +15,9 @@
 #include <system_error>
 #include <utility>
 
+#include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
+
 namespace portsentry::daemon {
 
 using nlohmann::json;
@@ -24,9 +27,7 @@ std::optional<int64_t> BanRecord::remaining(int64_t now) const {
     return expires > now ? expires - now : 0;
 }
 
-static std::system_error sys_error(const std::string& what) {
-    return std::system_error(errno, std::generic_category(), what);
-}
+using base::sys_error;
 
 void BanStore::load(std::vector<std::string>* warnings) {
     records_.clear();
@@ -134,40 +135,7 @@ bool BanStore::serialize_some(std::string& out, std::optional<net::Cidr>& cursor
     return false;
 }
 
-void BanStore::save() const { write_file_atomically(path_, serialize()); }
-
-void write_file_atomically(const std::string& path, const std::vector<std::string>& parts) {
-    const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) throw sys_error("cannot write " + tmp);
-    for (const std::string& part : parts) {
-        const char* p = part.data();
-        size_t left = part.size();
-        while (left > 0) {
-            ssize_t n = ::write(fd, p, left);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                auto err = sys_error("cannot write " + tmp);
-                ::close(fd);
-                throw err;
-            }
-            p += n;
-            left -= static_cast<size_t>(n);
-        }
-    }
-    // fsync before rename: after a crash the file is either old or new, never empty.
-    if (::fsync(fd) < 0) {
-        auto err = sys_error("cannot flush " + tmp);
-        ::close(fd);
-        throw err;
-    }
-    if (::close(fd) < 0) throw sys_error("cannot flush " + tmp);
-    if (::rename(tmp.c_str(), path.c_str()) < 0) throw sys_error("cannot rename " + tmp + " to " + path);
-}
-
-void write_file_atomically(const std::string& path, std::string content) {
-    write_file_atomically(path, std::vector<std::string>{std::move(content)});
-}
+void BanStore::save() const { base::write_file_atomically(path_, serialize()); }
 
 // ------------------------------------------------------------- StateWriter
 
@@ -222,7 +190,7 @@ void StateWriter::run() {
         std::string err;
         const auto t0 = std::chrono::steady_clock::now();
         try {
-            write_file_atomically(path_, snapshot);
+            base::write_file_atomically(path_, snapshot);
         } catch (const std::exception& e) {
             err = e.what();
         }
@@ -388,7 +356,7 @@ LockFile LockFile::acquire(const std::string& path, bool wait) {
         int e = errno;
         ::close(fd);
         if (e == EWOULDBLOCK) return l;
-        throw std::system_error(e, std::generic_category(), "cannot lock " + path);
+        throw sys_error("cannot lock " + path, e);
     }
     l.fd_ = fd;
     return l;

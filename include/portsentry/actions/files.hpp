@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "portsentry/base/files.hpp"
 #include "portsentry/net/address.hpp"
 
 namespace portsentry::actions {
@@ -58,7 +59,7 @@ struct HostsDenyResult {
 };
 
 // rename(2) by default; injectable so tests can simulate EBUSY.
-using RenameFn = std::function<int(const char* from, const char* to)>;
+using RenameFn = base::RenameFn;
 
 // Adds `line` (no trailing newline) to the hosts.deny file at `path` unless an
 // identical line is already there. Under an exclusive flock on the file:

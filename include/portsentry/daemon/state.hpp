@@ -107,12 +107,6 @@ private:
     std::map<net::Cidr, BanRecord, CidrLess> records_;
 };
 
-// Writes `parts`, one after the other, to `path` through a temp file, fsync
-// and rename, so that after a crash the file is the old one or the new one,
-// never a torn mix. Throws std::system_error naming the step and the path.
-void write_file_atomically(const std::string& path, const std::vector<std::string>& parts);
-void write_file_atomically(const std::string& path, std::string content);
-
 // Writes snapshots of the ban table off the packet loop. The loop only
 // serializes; write + fsync + rename (tens of ms for a large table on a busy
 // disk) happen on this thread, so a sustained attack cannot stall verdicts.

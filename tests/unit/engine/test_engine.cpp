@@ -276,7 +276,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BlockCase{0, L4::tcp}, BlockCase{1, L4::tcp}, BlockCase{2, L4::tcp},
                       BlockCase{0, L4::udp}, BlockCase{1, L4::udp}, BlockCase{2, L4::udp}),
     [](const auto& info) {
-        return std::string(info.param.proto == L4::tcp ? "tcp" : "udp") + "_block" +
+        return std::string(net::keyword(info.param.proto)) + "_block" +
                std::to_string(info.param.block);
     });
 
