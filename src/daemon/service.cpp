@@ -20,6 +20,7 @@
 #include "portsentry/actions/responder.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/protect.hpp"
+#include "portsentry/daemon/settings.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/engine/engine.hpp"
 #include "portsentry/engine/policy.hpp"
@@ -188,7 +189,7 @@ struct Service::Impl {
         : opts(o),
           cfg(std::move(c)),
           log(actions::LogOptions{.use_syslog = true, .foreground = true}),
-          engine(*cfg, std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
+          engine(engine_settings(*cfg), std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
           store(cfg->state_file),
           state_writer(std::make_unique<StateWriter>(cfg->state_file)) {
         engine.set_protection(&protection);
@@ -469,7 +470,7 @@ struct Service::Impl {
     // The length of the next ban of `prefix` starting from `base`: escalated
     // by the offences the ban table remembers (BanPolicy::duration).
     std::chrono::seconds next_ban_time(const net::Cidr& prefix, std::chrono::seconds base) const {
-        auto policy = engine::BanPolicy::from_config(*cfg);
+        auto policy = engine::BanPolicy::from_settings(engine.settings());
         policy.base = base;
         const BanRecord* r = store.find(prefix);
         return policy.duration((r ? r->count : 0) + 1);
@@ -604,7 +605,7 @@ struct Service::Impl {
     // a protected or ignored address. The /64's ban never ends before any of
     // the singles' would have, and escalates on its own record.
     void maybe_aggregate(const net::IpAddr& host, int64_t now) {
-        const auto policy = engine::BanPolicy::from_config(*cfg);
+        const auto policy = engine::BanPolicy::from_settings(engine.settings());
         const net::Cidr p64 = engine::aggregation_prefix(host);
         if (const BanRecord* r = store.find(p64); r && r->active(now)) return;
         const auto singles = store.hosts_within(p64, now);
@@ -1004,7 +1005,7 @@ ControlReply render_why(const BanStore& store, const config::Config& cfg, const 
     }
     if (is_protected) return {0, s};  // never banned by a detection: no escalation to tell
     // Escalation: what the next detection of this address would cost it.
-    const auto next = engine::BanPolicy::from_config(cfg).duration((h ? h->count : 0) + 1);
+    const auto next = engine::BanPolicy::from_settings(engine_settings(cfg)).duration((h ? h->count : 0) + 1);
     const std::string len = next.count() == 0 ? std::string("permanently") : fmt::format("for {}s", next.count());
     if (h && h->active(now))
         s += fmt::format("{}: if it offends again after this ban, it is banned {}\n", arg, len);
@@ -1186,7 +1187,7 @@ void Service::reload() {
     }
     if (!(m.protection == old_protection))
         m.log.write("portsentry-nfq: protected (never banned): " + protection_summary(m.protection));
-    m.engine.reconfigure(*m.cfg);
+    m.engine.reconfigure(engine_settings(*m.cfg));
     m.responder->reconfigure(*m.cfg);
     m.responder->reopen();
     m.open_events();
