@@ -28,40 +28,25 @@ std::string sys_error(const std::string& what, int err) { return base::sys_error
 // ---------------------------------------------------------------- AppendFile
 
 AppendFile::AppendFile(std::string path) : path_(std::move(path)) {}
-AppendFile::~AppendFile() { close(); }
-AppendFile::AppendFile(AppendFile&& o) noexcept
-    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)) {}
-AppendFile& AppendFile::operator=(AppendFile&& o) noexcept {
-    if (this != &o) {
-        close();
-        path_ = std::move(o.path_);
-        fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-}
 
-void AppendFile::close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-}
+void AppendFile::close() { fd_.reset(); }
 
 std::string AppendFile::open() {
     // O_NOFOLLOW: these files live in directories an admin may have made
     // group-writable; a planted symlink must not make us append to /etc/shadow.
     // O_NONBLOCK: a FIFO planted at the path must not hang the daemon in open();
     // it is then refused by the S_ISREG check below (no effect on regular files).
-    int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
-                    0600);
-    if (fd < 0) {
+    UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+                       0600));
+    if (!fd) {
         int err = errno;
         if (err == ELOOP) return "is a symlink, refusing to follow it";
         return sys_error("open", err);
     }
-    UniqueFd owner(fd);
     struct stat st {};
-    if (::fstat(fd, &st) != 0) return sys_error("fstat", errno);
+    if (::fstat(fd.get(), &st) != 0) return sys_error("fstat", errno);
     if (!S_ISREG(st.st_mode)) return "not a regular file, refusing to write to it";
-    fd_ = owner.release();
+    fd_ = std::move(fd);
     return {};
 }
 
@@ -71,10 +56,10 @@ std::string AppendFile::reopen() {
 }
 
 std::string AppendFile::append(std::string_view data) {
-    if (fd_ < 0) {
+    if (!fd_) {
         if (auto err = open(); !err.empty()) return err;
     }
-    if (int err = base::write_all(fd_, data); err != 0) {
+    if (int err = base::write_all(fd_.get(), data); err != 0) {
         close();  // the next append opens again (a full disk may have been fixed)
         return sys_error("write", err);
     }

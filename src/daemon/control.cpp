@@ -57,39 +57,39 @@ std::string read_until_eof(int fd, size_t limit, bool stop_at_newline) {
 
 ControlServer::ControlServer(std::string path) : path_(std::move(path)) {
     auto sa = make_addr(path_);
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd_ < 0) throw base::sys_error("socket(AF_UNIX)");
+    fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd_) throw base::sys_error("socket(AF_UNIX)");
     ::unlink(path_.c_str());  // stale socket of a killed daemon; the instance lock guards a live one
     // umask during bind so the socket never exists with wider permissions.
     mode_t old = ::umask(0077);
-    int r = ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    int r = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
     int e = errno;
     ::umask(old);
     if (r == 0) ::chmod(path_.c_str(), 0600);  // DESIGN.md §7: mode 0600 exactly
-    if (r < 0 || ::listen(fd_, 16) < 0) {
+    if (r < 0 || ::listen(fd_.get(), 16) < 0) {
         if (r >= 0) e = errno;
-        ::close(fd_);
+        fd_.reset();
         throw base::sys_error("cannot listen on control socket " + path_, e);
     }
 }
 
 ControlServer::~ControlServer() {
-    if (fd_ >= 0) {
-        ::close(fd_);
+    if (fd_) {
+        fd_.reset();
         ::unlink(path_.c_str());
     }
 }
 
 void ControlServer::serve_one(const std::function<ControlReply(const std::string&)>& handler) {
-    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (c < 0) return;
+    base::UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!c) return;
     ucred cred{};
     socklen_t len = sizeof cred;
     ControlReply reply;
-    if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
+    if (::getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
         reply = {1, "error: permission denied: the control socket is root-only\n"};
     } else {
-        std::string req = read_until_eof(c, kMaxRequest, true);
+        std::string req = read_until_eof(c.get(), kMaxRequest, true);
         if (auto nl = req.find('\n'); nl != std::string::npos) req.resize(nl);
         try {
             reply = handler(req);
@@ -97,23 +97,23 @@ void ControlServer::serve_one(const std::function<ControlReply(const std::string
             reply = {1, std::string("error: ") + e.what() + "\n"};
         }
     }
-    (void)base::write_all(c, std::to_string(reply.status) + "\n" + reply.text, std::chrono::milliseconds{kIoTimeoutMs});  // a client that left gets nothing
-    ::close(c);
+    // A client that left gets nothing; the reply is best effort.
+    (void)base::write_all(c.get(), std::to_string(reply.status) + "\n" + reply.text,
+                          std::chrono::milliseconds{kIoTimeoutMs});
 }
 
 std::optional<ControlReply> control_request(const std::string& path, const std::string& request) {
     auto sa = make_addr(path);
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw base::sys_error("socket(AF_UNIX)");
+    base::UniqueFd owner(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int fd = owner.get();
+    if (!owner) throw base::sys_error("socket(AF_UNIX)");
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
         int e = errno;
-        ::close(fd);
         if (e == ENOENT || e == ECONNREFUSED) return std::nullopt;
         throw base::sys_error("cannot connect to " + path, e);
     }
     std::string req = request + "\n";
     if (int e = base::write_all(fd, req); e != 0) {
-        ::close(fd);
         throw base::sys_error("cannot send to " + path, e);
     }
     ::shutdown(fd, SHUT_WR);
@@ -126,7 +126,7 @@ std::optional<ControlReply> control_request(const std::string& path, const std::
         if (n <= 0) break;
         buf.append(chunk, static_cast<size_t>(n));
     }
-    ::close(fd);
+    owner.reset();
     ControlReply r;
     auto nl = buf.find('\n');
     if (nl == std::string::npos) return ControlReply{1, "error: empty reply from daemon\n"};

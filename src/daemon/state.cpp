@@ -350,29 +350,14 @@ std::vector<net::Cidr> BanStore::hosts_within(const net::Cidr& prefix, int64_t n
 
 LockFile LockFile::acquire(const std::string& path, bool wait) {
     LockFile l;
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) throw sys_error("cannot open lock file " + path);
-    if (::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
-        int e = errno;
-        ::close(fd);
-        if (e == EWOULDBLOCK) return l;
-        throw sys_error("cannot lock " + path, e);
+    base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) throw sys_error("cannot open lock file " + path);
+    if (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+        if (errno == EWOULDBLOCK) return l;
+        throw sys_error("cannot lock " + path);
     }
-    l.fd_ = fd;
+    l.fd_ = std::move(fd);
     return l;
-}
-
-LockFile& LockFile::operator=(LockFile&& o) noexcept {
-    if (this != &o) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = o.fd_;
-        o.fd_ = -1;
-    }
-    return *this;
-}
-
-LockFile::~LockFile() {
-    if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace portsentry::daemon

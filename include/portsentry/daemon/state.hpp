@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "portsentry/base/unique_fd.hpp"
 #include "portsentry/net/address.hpp"
 
 namespace portsentry::daemon {
@@ -160,13 +161,10 @@ public:
     LockFile() = default;
     // Returns an unlocked object if another process holds it (when !wait).
     static LockFile acquire(const std::string& path, bool wait);
-    LockFile(LockFile&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-    LockFile& operator=(LockFile&& o) noexcept;
-    ~LockFile();
-    bool locked() const { return fd_ >= 0; }
+    bool locked() const { return fd_.valid(); }
 
 private:
-    int fd_ = -1;
+    base::UniqueFd fd_;  // closing it drops the lock
 };
 
 }  // namespace portsentry::daemon
