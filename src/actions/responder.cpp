@@ -14,9 +14,8 @@ namespace {
 // Detection type when the caller did not name one: what 1.2's command-line
 // flag would have been for this protocol's mode.
 std::string default_mode(const config::Config& cfg, net::L4 proto) {
-    bool udp = proto == net::L4::udp;
-    const auto& pc = udp ? cfg.udp : cfg.tcp;
-    const char* base = udp ? "udp" : "tcp";
+    const auto& pc = proto == net::L4::udp ? cfg.udp : cfg.tcp;
+    const char* base = net::keyword(proto);
     switch (pc.mode) {
         case config::Mode::stealth: return std::string("s") + base;
         case config::Mode::advanced: return std::string("a") + base;

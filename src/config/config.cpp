@@ -15,9 +15,17 @@
 #include <fmt/format.h>
 
 #include "internal.hpp"
+#include "portsentry/base/files.hpp"
+#include "portsentry/base/unique_fd.hpp"
 #include "portsentry/config/keys.hpp"
+#include "portsentry/net/packet.hpp"
 
 namespace portsentry::config {
+
+namespace {
+// The protocol a legacy mode flag's `is_udp` names.
+constexpr net::L4 l4(bool is_udp) { return is_udp ? net::L4::udp : net::L4::tcp; }
+}  // namespace
 
 // ---- enums ----------------------------------------------------------------------
 
@@ -243,29 +251,14 @@ std::vector<std::string_view> split_lines(std::string_view text) {
 }
 
 namespace {
-// Move-only fd owner (STYLE §8).
-class Fd {
-public:
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(const Fd&) = delete;
-    Fd& operator=(const Fd&) = delete;
-    ~Fd() {
-        if (fd_ >= 0) ::close(fd_);
-    }
-    int get() const { return fd_; }
-
-private:
-    int fd_;
-};
-
 // Config files are small; anything this large is not one (and reading it
 // whole would let a wrong -c path, e.g. a disk image, eat memory).
 constexpr off_t kMaxConfigBytes = 16 * 1024 * 1024;
 }  // namespace
 
 std::optional<std::string> read_file(const std::string& path, int* err) {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
-    if (fd.get() < 0) {
+    base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+    if (!fd) {
         *err = errno;
         return std::nullopt;
     }
@@ -302,10 +295,10 @@ std::optional<std::string> read_file(const std::string& path, int* err) {
     return out;
 }
 
-std::string dir_of(const std::string& path) {
-    auto slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "" : slash == 0 ? "/" : path.substr(0, slash);
-    if (!dir.empty() && dir.front() == '/') return dir;
+std::string absolute_dir_of(const std::string& path) {
+    std::string dir = base::dir_of(path);
+    if (dir.front() == '/') return dir;
+    if (dir == ".") dir.clear();
     // Made absolute now: the daemon may change directory later, and a reload
     // must find the same files.
     char cwd[4096];
@@ -339,9 +332,8 @@ bool apply_mode_flags(ParseState& st, const std::vector<std::string>& flags) {
         bool& seen = is_udp ? seen_udp : seen_tcp;
         if (seen) {
             st.error("command line", 0,
-                     fmt::format("more than one {} mode flag ('{}'): give one of -{}, -s{}, -a{}",
-                                 is_udp ? "UDP" : "TCP", raw, is_udp ? "udp" : "tcp", is_udp ? "udp" : "tcp",
-                                 is_udp ? "udp" : "tcp"));
+                     fmt::format("more than one {0} mode flag ('{1}'): give one of -{2}, -s{2}, -a{2}",
+                                 net::to_string(l4(is_udp)), raw, net::keyword(l4(is_udp))));
             continue;
         }
         seen = true;
@@ -409,9 +401,8 @@ void apply_defaults_file(ParseState& st, const std::string& path) {
         auto m = mode_from_legacy_flag(value, &flag_udp);
         if (!m || flag_udp != is_udp) {
             st.error(path, lineno,
-                     fmt::format("{}: '{}' is not a {} mode: expected \"{}\", \"s{}\", \"a{}\" or \"\"", name,
-                                 value, is_udp ? "UDP" : "TCP", is_udp ? "udp" : "tcp", is_udp ? "udp" : "tcp",
-                                 is_udp ? "udp" : "tcp"));
+                     fmt::format("{0}: '{1}' is not a {2} mode: expected \"{3}\", \"s{3}\", \"a{3}\" or \"\"", name,
+                                 value, net::to_string(l4(is_udp)), net::keyword(l4(is_udp))));
             continue;
         }
         pc.mode = *m;
@@ -424,14 +415,14 @@ void validate(ParseState& st) {
     Config& c = st.cfg;
     auto key = [](std::string_view path) { return *find_yaml_key(path); };
 
-    for (bool udp : {false, true}) {
-        const ProtoConfig& pc = udp ? c.udp : c.tcp;
-        const std::string prefix = udp ? "udp" : "tcp";
+    for (net::L4 proto : {net::L4::tcp, net::L4::udp}) {
+        const ProtoConfig& pc = proto == net::L4::udp ? c.udp : c.tcp;
+        const std::string prefix = net::keyword(proto);
         const KeyInfo& ports = key(prefix + ".ports");
         if ((pc.mode == Mode::classic || pc.mode == Mode::stealth) && pc.ports.empty()) {
             Where w = st.where.count(prefix + ".ports") ? st.where_of(prefix + ".ports") : st.where_of(prefix + ".mode");
             st.error(w, fmt::format("{} is empty but {} mode is {}: expected at least one port", st.name(ports),
-                                    udp ? "UDP" : "TCP", to_string(pc.mode)));
+                                    net::to_string(proto), to_string(pc.mode)));
         }
         const KeyInfo& block = key(prefix + ".block");
         if (pc.mode != Mode::off && pc.block == 2 && c.kill_run_cmd.empty()) {

@@ -52,7 +52,8 @@ Config finish(ParseState st, const LoadOptions& opts);
 
 // Whole file, or nullopt with errno preserved in *err.
 std::optional<std::string> read_file(const std::string& path, int* err);
-std::string dir_of(const std::string& path);
+// The directory of `path`, made absolute (relative ignore files resolve against it).
+std::string absolute_dir_of(const std::string& path);
 
 // Splits text into lines (LF or CRLF), 1-based numbering by index + 1.
 std::vector<std::string_view> split_lines(std::string_view text);

@@ -41,7 +41,7 @@ std::string unknown_key_message(std::string_view name) {
 Config parse_legacy(const std::string& text, const std::string& name, const LoadOptions& opts) {
     detail::ParseState st;
     st.syntax = Syntax::legacy;
-    st.base_dir = detail::dir_of(name);
+    st.base_dir = detail::absolute_dir_of(name);
     st.cfg.source_file = name;
     st.cfg.legacy = true;
     for (const auto& k : keys()) {

@@ -163,7 +163,7 @@ void wrap_comment(std::string& out, std::string_view indent, std::string_view te
 Config parse_yaml(const std::string& text, const std::string& name, const LoadOptions& opts) {
     detail::ParseState st;
     st.syntax = Syntax::yaml;
-    st.base_dir = detail::dir_of(name);
+    st.base_dir = detail::absolute_dir_of(name);
     st.cfg.source_file = name;
     st.cfg.legacy = false;
 

@@ -16,6 +16,7 @@
 #include "portsentry/daemon/protect.hpp"
 #include "portsentry/config/keys.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
+#include "portsentry/daemon/settings.hpp"
 #include "portsentry/daemon/views.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/kernel/nft.hpp"
@@ -69,7 +70,7 @@ struct Offline final : CommandHandler, BanListener {
           table(nft.table_exists()),
           protection(gather(c)),
           bans(store, table ? &nft : nullptr, *this,
-               BanSettings{engine::BanPolicy::from_config(c), c.ban_set_size, c.ignore.entries()}, &protection) {
+               BanSettings{engine::BanPolicy::from_settings(engine_settings(c)), c.ban_set_size, c.ignore.entries()}, &protection) {
         std::vector<std::string> warnings;
         store.load(&warnings);
         for (const auto& x : warnings) std::cerr << "warning: " << x << "\n";
@@ -84,7 +85,7 @@ struct Offline final : CommandHandler, BanListener {
     }
     ControlReply list(bool json) override { return render_list(store, json, now); }
     ControlReply why(const std::string& addr) override {
-        return render_why(store, {cfg.ignore, &protection, engine::BanPolicy::from_config(cfg)}, addr, now);
+        return render_why(store, {cfg.ignore, &protection, engine::BanPolicy::from_settings(engine_settings(cfg))}, addr, now);
     }
     ControlReply ban(const net::Cidr& c, std::optional<std::chrono::seconds> t, const std::string& origin) override {
         auto r = bans.ban(c, origin, t, now);

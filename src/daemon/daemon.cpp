@@ -8,13 +8,11 @@
 #include <system_error>
 
 #include "portsentry/actions/validate.hpp"
+#include "portsentry/base/error.hpp"
 #include "portsentry/daemon/service.hpp"
 
 namespace portsentry::daemon {
 
-namespace {
-std::system_error sys_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
-}  // namespace
 
 std::vector<net::Cidr> local_addresses() {
     std::vector<net::Cidr> out;
@@ -55,7 +53,7 @@ int run(const Options& o) {
     sigset_t mask;
     sigemptyset(&mask);
     for (int s : {SIGHUP, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&mask, s);
-    if (::sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) throw sys_error("sigprocmask");
+    if (::sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) throw base::sys_error("sigprocmask");
     ::signal(SIGPIPE, SIG_IGN);
     Service svc(o);
     return svc.run();

@@ -53,7 +53,7 @@ void ProbePath::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t port
 
 std::string ProbePath::mode_name(net::L4 proto) const {
     const auto& p = proto == net::L4::tcp ? cfg_->tcp : cfg_->udp;
-    const std::string base = proto == net::L4::tcp ? "tcp" : "udp";
+    const std::string base = net::keyword(proto);
     switch (p.mode) {
         case config::Mode::stealth: return "s" + base;
         case config::Mode::advanced: return "a" + base;

@@ -13,6 +13,7 @@
 #include "portsentry/actions/log.hpp"
 #include "portsentry/config/keys.hpp"
 #include "portsentry/actions/responder.hpp"
+#include "portsentry/base/error.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/keepers.hpp"
@@ -20,6 +21,7 @@
 #include "portsentry/daemon/metrics.hpp"
 #include "portsentry/daemon/probe_path.hpp"
 #include "portsentry/daemon/reload.hpp"
+#include "portsentry/daemon/settings.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/daemon/state_saver.hpp"
 #include "portsentry/daemon/stats.hpp"
@@ -34,10 +36,8 @@ namespace portsentry::daemon {
 
 namespace {
 
-std::system_error sys_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
-
 BanSettings ban_settings(const config::Config& c) {
-    return {engine::BanPolicy::from_config(c), c.ban_set_size, c.ignore.entries()};
+    return {engine::BanPolicy::from_settings(engine_settings(c)), c.ban_set_size, c.ignore.entries()};
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -78,7 +78,7 @@ struct Service::Impl final : BanListener, CommandHandler {
         : opts(o),
           cfg(std::move(c)),
           store(cfg->state_file),
-          engine(*cfg, std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
+          engine(engine_settings(*cfg), std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
           protection(loop, o.no_ruleset ? nullptr : &nft, log),
           bans(store, o.no_ruleset ? nullptr : &nft, *this, ban_settings(*cfg), &protection.current()),
           saver(store, [this](const std::string& l) { log.write(l); }) {
@@ -212,10 +212,10 @@ void Service::Impl::open_timers() {
     sigemptyset(&mask);
     for (int s : {SIGHUP, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&mask, s);
     signal_fd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (signal_fd < 0) throw sys_error("signalfd");
+    if (signal_fd < 0) throw base::sys_error("signalfd");
     loop.add(signal_fd, "signal", [this](const Now&) { on_signal(); });
     timer_fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (timer_fd < 0) throw sys_error("timerfd_create");
+    if (timer_fd < 0) throw base::sys_error("timerfd_create");
     // One housekeeping tick per second: expiry, child reaping, state save,
     // metrics sampling, and the fallback check that our table still exists.
     itimerspec its{{1, 0}, {1, 0}};
@@ -257,7 +257,7 @@ void Service::Impl::on_tick() {
 }
 
 ControlReply Service::Impl::why(const std::string& addr) {
-    auto r = render_why(store, {cfg->ignore, &protection.current(), engine::BanPolicy::from_config(*cfg)}, addr,
+    auto r = render_why(store, {cfg->ignore, &protection.current(), engine::BanPolicy::from_settings(engine.settings())}, addr,
                         loop.now().wall);
     auto a = net::IpAddr::parse(addr);
     if (!a || r.status != 0) return r;
@@ -330,7 +330,7 @@ void Service::Impl::reload() {
         bans.reconfigure(ban_settings(*cfg));
         return;
     }
-    engine.reconfigure(*cfg);
+    engine.reconfigure(engine_settings(*cfg));
     responder->reconfigure(*cfg);
     responder->reopen();
     probes->reconfigure(*cfg);

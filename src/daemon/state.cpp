@@ -16,6 +16,9 @@
 #include <system_error>
 #include <utility>
 
+#include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
+
 namespace portsentry::daemon {
 
 std::string format_epoch(int64_t t) {
@@ -36,9 +39,7 @@ std::optional<int64_t> BanRecord::remaining(int64_t now) const {
     return expires > now ? expires - now : 0;
 }
 
-static std::system_error sys_error(const std::string& what) {
-    return std::system_error(errno, std::generic_category(), what);
-}
+using base::sys_error;
 
 void BanStore::load(std::vector<std::string>* warnings) {
     records_.clear();
@@ -146,40 +147,7 @@ bool BanStore::serialize_some(std::string& out, std::optional<net::Cidr>& cursor
     return false;
 }
 
-void BanStore::save() const { write_file_atomically(path_, serialize()); }
-
-void write_file_atomically(const std::string& path, const std::vector<std::string>& parts) {
-    const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) throw sys_error("cannot write " + tmp);
-    for (const std::string& part : parts) {
-        const char* p = part.data();
-        size_t left = part.size();
-        while (left > 0) {
-            ssize_t n = ::write(fd, p, left);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                auto err = sys_error("cannot write " + tmp);
-                ::close(fd);
-                throw err;
-            }
-            p += n;
-            left -= static_cast<size_t>(n);
-        }
-    }
-    // fsync before rename: after a crash the file is either old or new, never empty.
-    if (::fsync(fd) < 0) {
-        auto err = sys_error("cannot flush " + tmp);
-        ::close(fd);
-        throw err;
-    }
-    if (::close(fd) < 0) throw sys_error("cannot flush " + tmp);
-    if (::rename(tmp.c_str(), path.c_str()) < 0) throw sys_error("cannot rename " + tmp + " to " + path);
-}
-
-void write_file_atomically(const std::string& path, std::string content) {
-    write_file_atomically(path, std::vector<std::string>{std::move(content)});
-}
+void BanStore::save() const { base::write_file_atomically(path_, serialize()); }
 
 // ------------------------------------------------------------- StateWriter
 
@@ -234,7 +202,7 @@ void StateWriter::run() {
         std::string err;
         const auto t0 = std::chrono::steady_clock::now();
         try {
-            write_file_atomically(path_, snapshot);
+            base::write_file_atomically(path_, snapshot);
         } catch (const std::exception& e) {
             err = e.what();
         }
@@ -394,29 +362,14 @@ std::vector<net::Cidr> BanStore::hosts_within(const net::Cidr& prefix, int64_t n
 
 LockFile LockFile::acquire(const std::string& path, bool wait) {
     LockFile l;
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) throw sys_error("cannot open lock file " + path);
-    if (::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
-        int e = errno;
-        ::close(fd);
-        if (e == EWOULDBLOCK) return l;
-        throw std::system_error(e, std::generic_category(), "cannot lock " + path);
+    base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd) throw sys_error("cannot open lock file " + path);
+    if (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+        if (errno == EWOULDBLOCK) return l;
+        throw sys_error("cannot lock " + path);
     }
-    l.fd_ = fd;
+    l.fd_ = std::move(fd);
     return l;
-}
-
-LockFile& LockFile::operator=(LockFile&& o) noexcept {
-    if (this != &o) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = o.fd_;
-        o.fd_ = -1;
-    }
-    return *this;
-}
-
-LockFile::~LockFile() {
-    if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace portsentry::daemon

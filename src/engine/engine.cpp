@@ -1,6 +1,7 @@
 #include "portsentry/engine/engine.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace portsentry::engine {
 
@@ -28,7 +29,7 @@ std::array<uint8_t, 16> hash_key(uint64_t seed) noexcept {
 // BLOCK_* as the engine applies it: --dry-run acts as 0 everywhere; the config
 // layer rejects values other than 0/1/2, anything else is treated as 1 (block)
 // so a bad value errs on the protective side.
-int effective_block(const config::Config& cfg, net::L4 proto) noexcept {
+int effective_block(const Settings& cfg, net::L4 proto) noexcept {
     if (cfg.dry_run) return 0;
     const int b = (proto == net::L4::udp ? cfg.udp : cfg.tcp).block;
     return (b == 0 || b == 2) ? b : 1;
@@ -36,18 +37,16 @@ int effective_block(const config::Config& cfg, net::L4 proto) noexcept {
 
 }  // namespace
 
-Engine::Engine(const config::Config& cfg, uint64_t hash_seed)
-    : cfg_(&cfg),
-      kill_route_builtin_(cfg.kill_route_is_builtin()),
+Engine::Engine(Settings settings, uint64_t hash_seed)
+    : settings_(std::move(settings)),
       // Keyed from the seed, not the default IpAddrHash (that one reads
       // entropy: a syscall the engine must not make).
       protected_logged_(16, net::IpAddrHash(hash_key(hash_seed))),
-      table_(cfg.max_tracked_sources, hash_key(hash_seed)) {}
+      table_(settings_.max_tracked_sources, hash_key(hash_seed)) {}
 
-void Engine::reconfigure(const config::Config& cfg) {
-    cfg_ = &cfg;
-    kill_route_builtin_ = cfg.kill_route_is_builtin();
-    table_.set_capacity(cfg.max_tracked_sources);
+void Engine::reconfigure(Settings settings) {
+    settings_ = std::move(settings);
+    table_.set_capacity(settings_.max_tracked_sources);
     counters_.evictions = table_.evictions();
 }
 
@@ -67,7 +66,7 @@ Decision Engine::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t /*p
 
 Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type,
                         bool ip_options, bool watched, TimePoint now, bool proven) noexcept {
-    const config::Config& cfg = *cfg_;
+    const Settings& cfg = settings_;
     ++counters_.packets;
 
     Decision d;
@@ -169,11 +168,11 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
         st.banned = true;
         st.ban_permanent = cfg.ban_time.count() == 0;
         st.ban_until = now + cfg.ban_time;
-        d.run_cmd = !cfg.kill_run_cmd.empty();
+        d.run_cmd = cfg.kill_run_cmd;
         if (d.block == 1) {
-            d.ban = !cfg.kill_route.empty();
-            d.custom_kill_route = d.ban && !kill_route_builtin_;
-            d.hosts_deny = !cfg.kill_hosts_deny.empty();
+            d.ban = cfg.kill_route != KillRoute::unset;
+            d.custom_kill_route = cfg.kill_route == KillRoute::custom;
+            d.hosts_deny = cfg.kill_hosts_deny;
         }
     }
     table_.settle(idx);
@@ -181,7 +180,7 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
 }
 
 bool Engine::take_ban_slot(const net::IpAddr& src, TimePoint now) noexcept {
-    const config::Config& cfg = *cfg_;
+    const Settings& cfg = settings_;
     if (cfg.ban_rate_per_second > 0) {
         if (now - ban_second_start_ >= std::chrono::seconds(1)) {
             ban_second_start_ = now;

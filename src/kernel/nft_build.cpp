@@ -25,6 +25,8 @@
 
 #include <fmt/format.h>
 
+#include "portsentry/net/packet.hpp"
+
 namespace portsentry::kernel::detail {
 namespace {
 
@@ -128,7 +130,8 @@ std::vector<ExprDef> l4proto_is(uint8_t proto) {
     };
 }
 
-const char* proto_name(uint8_t p) { return p == IPPROTO_TCP ? "tcp" : "udp"; }
+// `p` is IPPROTO_TCP or IPPROTO_UDP, the values of net::L4.
+const char* proto_name(uint8_t p) { return net::keyword(static_cast<net::L4>(p)); }
 
 const SetDef& set_named(const std::vector<SetDef>& sets, const std::string& n) {
     for (auto& s : sets)

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "portsentry/base/unique_fd.hpp"
 #include "portsentry/net/address.hpp"
 
 namespace portsentry::daemon {
@@ -110,12 +111,6 @@ private:
     std::map<net::Cidr, BanRecord, CidrLess> records_;
 };
 
-// Writes `parts`, one after the other, to `path` through a temp file, fsync
-// and rename, so that after a crash the file is the old one or the new one,
-// never a torn mix. Throws std::system_error naming the step and the path.
-void write_file_atomically(const std::string& path, const std::vector<std::string>& parts);
-void write_file_atomically(const std::string& path, std::string content);
-
 // Writes snapshots of the ban table off the packet loop. The loop only
 // serializes; write + fsync + rename (tens of ms for a large table on a busy
 // disk) happen on this thread, so a sustained attack cannot stall verdicts.
@@ -169,13 +164,10 @@ public:
     LockFile() = default;
     // Returns an unlocked object if another process holds it (when !wait).
     static LockFile acquire(const std::string& path, bool wait);
-    LockFile(LockFile&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-    LockFile& operator=(LockFile&& o) noexcept;
-    ~LockFile();
-    bool locked() const { return fd_ >= 0; }
+    bool locked() const { return fd_.valid(); }
 
 private:
-    int fd_ = -1;
+    base::UniqueFd fd_;  // closing it drops the lock
 };
 
 }  // namespace portsentry::daemon

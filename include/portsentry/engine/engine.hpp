@@ -9,8 +9,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "portsentry/config/config.hpp"
 #include "portsentry/engine/protection.hpp"
+#include "portsentry/engine/settings.hpp"
 #include "portsentry/engine/source_table.hpp"
 #include "portsentry/net/address.hpp"
 #include "portsentry/net/packet.hpp"
@@ -58,7 +58,7 @@ struct Decision {
     bool hosts_deny = false; // block 1 and KILL_HOSTS_DENY set
     bool run_cmd = false;    // (block 1 or 2) and KILL_RUN_CMD set
     bool custom_kill_route = false;  // block 1, KILL_ROUTE not a stock command: exec it
-    std::chrono::seconds ban_time{0};  // cfg.ban_time; 0 = permanent
+    std::chrono::seconds ban_time{0};  // Settings::ban_time; 0 = permanent
     bool ip_options = false;          // IPv4 options present (1.2 logs a warning)
     bool log_suppressed = false;  // already_blocked / protected line rate-limited for this source
     ProtectReason protect_reason = ProtectReason::ignore;  // set when outcome == protected_addr
@@ -102,15 +102,15 @@ inline constexpr size_t protected_log_max_sources = 4096;
 //    or after the expiry the source is counted and reported afresh.
 //  - A report under BLOCK 0 or --dry-run is remembered for the rest of the run
 //    (1.2: the host is in the blocked file): later probes are already_blocked.
-//  - The table holds at most cfg.max_tracked_sources entries (LRU; see
+//  - The table holds at most Settings::max_tracked_sources entries (LRU; see
 //    SourceTable::evict_one). An evicted entry only loses its counts and its
 //    report memory; the kernel set keeps any ban it had.
 class Engine {
 public:
-    // `cfg` must outlive the engine (the daemon swaps both on reload).
+    // `settings` is copied: the caller may drop its config after the call.
     // `hash_seed` keys the per-source hash: the daemon passes random bits (the
     // engine itself reads no entropy: it makes no syscalls).
-    explicit Engine(const config::Config& cfg, uint64_t hash_seed = 0);
+    explicit Engine(Settings settings, uint64_t hash_seed = 0);
 
     // One steered probe. `watched` = the port is in the watched set and no local
     // socket owns it (the kernel rule already checked; replay sources pass true).
@@ -138,12 +138,13 @@ public:
     // The never-ban set (nullptr: none). Must outlive the engine or the next
     // call; the daemon swaps it when a source of protection changes. A
     // protected source is accepted and never counted or reported; the
-    // ignore list (cfg.ignore) is still checked first and stays silent.
+    // ignore list (Settings::ignore) is still checked first and stays silent.
     void set_protection(const Protection* p) { protection_ = p; }
 
-    // Swap configuration (SIGHUP); per-source state and blocks survive.
-    void reconfigure(const config::Config& cfg);
+    // Swap settings (SIGHUP); per-source state and blocks survive.
+    void reconfigure(Settings settings);
 
+    const Settings& settings() const { return settings_; }
     size_t tracked_sources() const { return table_.size(); }
     size_t max_tracked_sources() const { return table_.capacity(); }
     // Bytes held by the per-source table; bounded by the cap, not by traffic.
@@ -159,9 +160,8 @@ private:
     // false when a cap is reached.
     bool take_ban_slot(const net::IpAddr& src, TimePoint now) noexcept;
 
-    const config::Config* cfg_;
+    Settings settings_;
     const Protection* protection_ = nullptr;
-    bool kill_route_builtin_ = false;  // cached cfg_->kill_route_is_builtin()
     std::unordered_map<net::IpAddr, TimePoint, net::IpAddrHash> protected_logged_;
     TimePoint ban_second_start_{};
     unsigned bans_this_second_ = 0;

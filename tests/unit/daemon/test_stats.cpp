@@ -20,6 +20,7 @@
 #include "portsentry/daemon/probe_path.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/daemon/state_saver.hpp"
+#include "portsentry/daemon/settings.hpp"
 #include "portsentry/daemon/stats.hpp"
 #include "portsentry/engine/engine.hpp"
 #include "portsentry/kernel/nft.hpp"
@@ -230,12 +231,12 @@ TEST(Metrics, EveryRegisteredMetricAppearsInStatusAndStatusJson) {
     daemon::JsonEvents events(log);
     events.open(cfg.json_log);
     daemon::BanStore store(cfg.state_file);
-    engine::Engine engine(cfg, 42);
+    engine::Engine engine(daemon::engine_settings(cfg), 42);
     daemon::ProtectionKeeper protection(loop, nullptr, log);
     daemon::RulesetKeeper ruleset(loop, *nft, log);
     daemon::BanListener quiet;
     daemon::BanManager bans(store, nullptr, quiet,
-                            daemon::BanSettings{engine::BanPolicy::from_config(cfg), cfg.ban_set_size, {}},
+                            daemon::BanSettings{engine::BanPolicy::from_settings(daemon::engine_settings(cfg)), cfg.ban_set_size, {}},
                             &protection.current());
     daemon::StateSaver saver(store, [](const std::string&) {});
     actions::Responder responder(cfg, log);
