@@ -65,7 +65,7 @@ ControlServer::ControlServer(std::string path) : path_(std::move(path)) {
     int r = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
     int e = errno;
     ::umask(old);
-    if (r == 0) ::chmod(path_.c_str(), 0600);  // DESIGN.md §7: mode 0600 exactly
+    if (r == 0) ::chmod(path_.c_str(), 0600);  // docs/ARCHITECTURE.md, "Files": mode 0600 exactly
     if (r < 0 || ::listen(fd_.get(), 16) < 0) {
         if (r >= 0) e = errno;
         fd_.reset();

@@ -60,7 +60,7 @@ Decision Engine::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t /*p
                              TimePoint now) noexcept {
     const ScanType t = proto == net::L4::udp ? ScanType::udp_tripwire : ScanType::tcp_connect;
     // A completed TCP handshake proves the source: exempt from the ban-rate
-    // caps (DESIGN.md §7). A UDP datagram proves nothing.
+    // caps (docs/ARCHITECTURE.md, "Under attack"). A UDP datagram proves nothing.
     return decide(src, proto, t, false, true, now, proto == net::L4::tcp);
 }
 

@@ -77,7 +77,7 @@ struct Config {
     uint16_t queue_num = 0;
     uint16_t nflog_group = 5;
     uint32_t ban_set_size = 65536;        // explicit nft set size
-    // Caps on NEW bans (DESIGN.md §7, "under attack"): spoofed probes must not
+    // Caps on NEW bans (docs/ARCHITECTURE.md, "Under attack"): spoofed probes must not
     // fill the ban set or ban whole networks. 0 = no cap. Handshake-proven
     // (classic TCP tripwire) bans are exempt.
     unsigned ban_rate_per_second = 20;

@@ -28,7 +28,7 @@ config::Config load_config(const Options& o);
 // Runs the daemon in the foreground until SIGTERM/SIGINT. Returns the exit code.
 int run(const Options& o);
 
-// Local addresses of this host (getifaddrs): always ignored (DESIGN.md §4).
+// Local addresses of this host (getifaddrs): always ignored (docs/ARCHITECTURE.md, "Data path").
 std::vector<net::Cidr> local_addresses();
 
 }  // namespace portsentry::daemon
