@@ -40,6 +40,7 @@ struct ParseState {
     // broken quote): cross-key checks would report settings it never saw.
     bool truncated = false;
 
+    bool full() const { return diags.size() >= kKeepDiagnostics; }
     void error(const Where& w, std::string message) { error(w.file, w.line, std::move(message)); }
     void error(std::string file, unsigned line, std::string message) {
         if (diags.size() >= kKeepDiagnostics) {

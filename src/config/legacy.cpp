@@ -107,7 +107,8 @@ Config detail::parse_legacy_text(std::string_view text, const std::string& name,
 
         const KeyInfo* k = find_legacy_key(key);
         if (!k) {
-            st.error(name, lineno, unknown_key_message(key, opts));
+            // Past the kept diagnostics only the count matters: skip the costly hint.
+            st.error(name, lineno, st.full() ? std::string() : unknown_key_message(key, opts));
             return;
         }
         if (auto prev = st.where.find(k->yaml); prev != st.where.end()) {

@@ -187,20 +187,22 @@ void YamlEvents::node(Kind kind, unsigned line, const std::string& value, const 
         if (root_seen_) return;
         root_seen_ = true;
         if (kind == Kind::map) {
-            stack_.push_back(Frame{Frame::map, "", true, {}, nullptr, 0, false, {}, 0, 1});
+            stack_.push_back(Frame{Frame::map, "", true, {}, nullptr, 0, false, {}, 0, 1, false, 0});
         } else if (kind != Kind::null) {
             err(line, fmt::format("expected a mapping of settings (key: value lines), got {}",
                                   kind_name(static_cast<int>(kind))));
-            push_skip(kind);
+            push_skip(kind, line);
         }
         return;
     }
     Frame& f = stack_.back();
     switch (f.kind) {
     case Frame::skip:
+        if (f.depth == 1) count_item(f);
         if (kind == Kind::seq || kind == Kind::map) ++f.depth;
         return;
     case Frame::ports:
+        count_item(f);
         list_item(f, kind, line, value);
         return;
     case Frame::map:
@@ -216,6 +218,14 @@ void YamlEvents::node(Kind kind, unsigned line, const std::string& value, const 
     }
 }
 
+void YamlEvents::count_item(Frame& f) {
+    if (!f.seq || ++f.items <= kMaxListItems) return;
+    err(f.key_line, fmt::format("{}a list of more than {} items: not a configuration value (ports can be given "
+                                "as ranges, e.g. 1024-65535)",
+                                f.key ? std::string(f.key->yaml) + ": " : std::string(), kMaxListItems));
+    throw Stop{};
+}
+
 void YamlEvents::key_node(Frame& f, Kind kind, unsigned line, const std::string& value) {
     f.want_key = false;
     f.skip_value = true;
@@ -224,14 +234,15 @@ void YamlEvents::key_node(Frame& f, Kind kind, unsigned line, const std::string&
     if (kind != Kind::scalar) {
         err(line, kind == Kind::bad_alias ? "expected a key name, got an alias"
                                           : fmt::format("expected a key name, got {}", kind_name(static_cast<int>(kind))));
-        push_skip(kind);  // the key itself is a collection: skip it, then its value
+        push_skip(kind, line);  // the key itself is a collection: skip it, then its value
         return;
     }
     f.path = f.prefix.empty() ? value : f.prefix + "." + value;
     const bool section = f.prefix.empty() && is_section(f.path);
     const KeyInfo* k = section ? nullptr : find_yaml_key(f.path);
     if (!section && !k) {
-        err(line, unknown_key_message(f.path, f.prefix));
+        // Past the kept diagnostics only the count matters: skip the costly hint.
+        err(line, st_.full() ? std::string() : unknown_key_message(f.path, f.prefix));
         return;
     }
     if (auto prev = st_.where.find(f.path); prev != st_.where.end() && prev->second.file == st_.cfg.source_file) {
@@ -247,16 +258,16 @@ void YamlEvents::key_node(Frame& f, Kind kind, unsigned line, const std::string&
 void YamlEvents::value_node(Frame& f, Kind kind, unsigned line, const std::string& value,
                             const std::vector<PortRange>& ports) {
     if (f.skip_value) {
-        push_skip(kind);
+        push_skip(kind, line);
         return;
     }
     if (!f.key) {  // a section: tcp, udp, protect
         if (kind == Kind::map) {
-            stack_.push_back(Frame{Frame::map, f.path, true, {}, nullptr, 0, false, {}, 0, 1});
+            stack_.push_back(Frame{Frame::map, f.path, true, {}, nullptr, 0, false, {}, 0, 1, false, 0});
         } else if (kind != Kind::null) {
             err(f.key_line, fmt::format("{}: expected a mapping of {} settings (mode, ports, ...), got {}", f.path,
                                         f.path, kind == Kind::bad_alias ? "an alias" : kind_name(static_cast<int>(kind))));
-            push_skip(kind);
+            push_skip(kind, line);
         }
         return;
     }
@@ -272,14 +283,14 @@ void YamlEvents::value_node(Frame& f, Kind kind, unsigned line, const std::strin
     }
     if (kind == Kind::seq && k.kind == ValueKind::port_list) {
         // Each element may be a port, "a-b" or even "1,2"; reported at its own line.
-        stack_.push_back(Frame{Frame::ports, {}, true, {}, &k, line, false, {}, 0, 1});
+        stack_.push_back(Frame{Frame::ports, {}, true, {}, &k, line, false, {}, 0, 1, true, 0});
         return;
     }
     if (kind == Kind::seq || kind == Kind::map) {
         st_.key_error(k.yaml, {st_.cfg.source_file, f.key_line},
                       fmt::format("{}: expected {}, got {}", k.yaml, expected_text(k, Syntax::yaml),
                                   kind_name(static_cast<int>(kind))));
-        push_skip(kind);
+        push_skip(kind, line);
         return;
     }
     // Values are reported where they are written (an alias: where it is used).
@@ -293,7 +304,7 @@ void YamlEvents::list_item(Frame& f, Kind kind, unsigned line, const std::string
         err(line, fmt::format("{}: expected a port or \"a-b\" range, got {}", f.key->yaml,
                               kind == Kind::bad_alias || kind == Kind::alias_ports ? "an alias"
                                                                                    : kind_name(static_cast<int>(kind))));
-        push_skip(kind);
+        push_skip(kind, line);
         return;
     }
     auto r = parse_port_list(value);

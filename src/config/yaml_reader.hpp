@@ -47,6 +47,8 @@ private:
         std::vector<PortRange> ranges;   // ports: collected so far
         YAML::anchor_t anchor = 0;       // ports: anchor of the list, for aliases
         int depth = 1;                   // skip: nesting still open
+        bool seq = false;                // ports, skip: the collection is a list
+        size_t items = 0;                // ports, skip: its direct items so far
     };
     struct Anchored {
         std::string name, value;
@@ -56,6 +58,10 @@ private:
     // Anchors kept for aliases; beyond this an alias is refused (a config
     // needs a handful; a hostile file must not grow memory with them).
     static constexpr size_t kMaxAnchors = 256;
+    // yaml-cpp keeps ~50 bytes per block-list item until the document ends,
+    // so a list of millions of junk items costs hundreds of MB before we can
+    // refuse it. No list in a configuration needs more than one item per port.
+    static constexpr size_t kMaxListItems = 65536;
 
     void node(Kind kind, unsigned line, const std::string& value, const std::vector<PortRange>& ports);
     void key_node(Frame& f, Kind kind, unsigned line, const std::string& value);
@@ -66,9 +72,11 @@ private:
     void check_quote(const YAML::Mark& mark);
     void syntax_error(unsigned line, const std::string& msg);
     void err(unsigned line, std::string msg);
-    void push_skip(Kind kind) {
-        if (kind == Kind::seq || kind == Kind::map) stack_.push_back(Frame{Frame::skip, {}, true, {}, nullptr, 0, false, {}, 0, 1});
+    void push_skip(Kind kind, unsigned line) {
+        if (kind == Kind::seq || kind == Kind::map)
+            stack_.push_back(Frame{Frame::skip, {}, true, {}, nullptr, line, false, {}, 0, 1, kind == Kind::seq, 0});
     }
+    void count_item(Frame& f);
 
     ParseState& st_;
     std::string_view text_;
