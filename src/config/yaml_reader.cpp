@@ -283,7 +283,7 @@ void YamlEvents::value_node(Frame& f, Kind kind, unsigned line, const std::strin
     }
     if (kind == Kind::seq && k.kind == ValueKind::port_list) {
         // Each element may be a port, "a-b" or even "1,2"; reported at its own line.
-        stack_.push_back(Frame{Frame::ports, {}, true, {}, &k, line, false, {}, 0, 1, true, 0});
+        stack_.push_back(Frame{Frame::ports, {}, true, {}, &k, f.key_line, false, {}, 0, 1, true, 0});
         return;
     }
     if (kind == Kind::seq || kind == Kind::map) {
