@@ -76,14 +76,22 @@ void YamlEvents::OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) {
 void YamlEvents::OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
                                  YAML::EmitterStyle::value style) {
     open_.push_back({style == YAML::EmitterStyle::Flow, line_of(mark)});
+    remember_collection_anchor(anchor);
     seq_anchor_ = anchor;
     node(Kind::seq, line_of(mark), "", {});
 }
 
-void YamlEvents::OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+void YamlEvents::OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
                             YAML::EmitterStyle::value style) {
     open_.push_back({style == YAML::EmitterStyle::Flow, line_of(mark)});
+    remember_collection_anchor(anchor);
     node(Kind::map, line_of(mark), "", {});
+}
+
+void YamlEvents::remember_collection_anchor(YAML::anchor_t anchor) {
+    // Its name, for messages about aliases of it; a port list's items are
+    // added when it ends.
+    if (anchor != 0 && anchors_.size() < kMaxAnchors) anchors_[anchor] = Anchored{pending_anchor_, "", {}, false};
 }
 
 void YamlEvents::OnSequenceEnd() { end(); }
@@ -96,7 +104,7 @@ void YamlEvents::end() {
     if (f.kind == Frame::skip && --f.depth > 0) return;
     if (f.kind == Frame::ports) {
         *std::get<std::vector<PortRange>*>(f.key->field(st_.cfg)) = f.ranges;
-        if (f.anchor != 0 && anchors_.size() < kMaxAnchors) anchors_[f.anchor] = Anchored{"", "", f.ranges, false};
+        if (auto it = anchors_.find(f.anchor); f.anchor != 0 && it != anchors_.end()) it->second.ports = f.ranges;
     }
     stack_.pop_back();
 }

@@ -68,6 +68,7 @@ private:
     void value_node(Frame& f, Kind kind, unsigned line, const std::string& value, const std::vector<PortRange>& ports);
     void list_item(Frame& f, Kind kind, unsigned line, const std::string& value);
     void end();
+    void remember_collection_anchor(YAML::anchor_t anchor);
     bool expecting_port_list() const;
     void check_quote(const YAML::Mark& mark);
     void syntax_error(unsigned line, const std::string& msg);

@@ -28,6 +28,8 @@ int run_check(const Options& o, std::ostream& out, std::ostream& err) {
             << "); checked the files only: run as root to have the kernel check the ruleset too\n";
         return 0;
     }
+    // The files are fine whatever the kernel says next: say so first.
+    out << o.config_path << ": OK (" << modes << ")\n";
     std::string backend = "?";
     try {
         kernel::Nft nft;
@@ -51,7 +53,7 @@ int run_check(const Options& o, std::ostream& out, std::ostream& err) {
         err << o.config_path << ": cannot check the ruleset with the kernel: " << e.what() << "\n";
         return 1;
     }
-    out << o.config_path << ": OK (" << modes << "); the kernel accepts the ruleset for backend " << backend
+    out << o.config_path << ": the kernel accepts the ruleset for backend " << backend
         << " (checked, not committed)\n";
     return 0;
 }
