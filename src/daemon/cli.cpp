@@ -11,6 +11,7 @@
 #include <iostream>
 
 #include "portsentry/config/config.hpp"
+#include "portsentry/daemon/check.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/daemon.hpp"
 #include "portsentry/daemon/protect.hpp"
@@ -262,12 +263,7 @@ int cli_main(int argc, char** argv) {
             std::cout << "table inet portsentry removed\n";
             return 0;
         }
-        if (check) {
-            auto cfg = load_config(o);
-            std::cout << o.config_path << ": OK (tcp " << config::to_string(cfg.tcp.mode) << ", udp "
-                      << config::to_string(cfg.udp.mode) << ")\n";
-            return 0;
-        }
+        if (check) return run_check(o, std::cout, std::cerr);
         if (print_ruleset) {
             auto cfg = load_config(o);
             for (const auto& l : local_addresses()) cfg.ignore.insert(l);

@@ -34,11 +34,8 @@ std::vector<net::Cidr> local_addresses() {
 }
 
 config::Config load_config(const Options& o) {
+    // PORT_BANNER and command templates are checked by config::load, with their line.
     auto cfg = config::load(o.config_path, o.load);
-    // PORT_BANNER goes to attackers' sockets verbatim: the actions layer owns
-    // what is acceptable there, so --check and reload reject the same texts.
-    if (auto err = actions::validate_banner(cfg.port_banner); !err.empty())
-        throw config::ConfigError({config::Diagnostic{cfg.source_file, 0, err}});
     if (o.dry_run) cfg.dry_run = true;
     if (o.ban_time) cfg.ban_time = *o.ban_time;
     if (o.steer) cfg.steer = *o.steer;

@@ -97,6 +97,14 @@ enum class Format : uint8_t { yaml, legacy };
 // Legacy when the first meaningful line is KEY=... / KEY = ...; YAML otherwise.
 Format detect_format(std::string_view text);
 
+// The KEYS section of portsentry-nfq.yaml(5) as roff, one entry per table key
+// (the page holds a copy between the '.\" BEGIN GENERATED KEYS' and
+// '.\" END GENERATED KEYS' lines; gen-man-keys --update rewrites it).
+std::string render_man_keys();
+// Keys whose entry uses hand-written roff (man_details.inc) instead of the
+// description; each must be a table key.
+std::vector<std::string_view> man_detail_keys();
+
 // --import-legacy DIR_OR_FILE: a directory means DIR/portsentry.conf.
 // Ignore files are not loaded (they stay files; the YAML points at them).
 Config import_legacy(const std::string& dir_or_file, const LoadOptions& opts = {});

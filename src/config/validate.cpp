@@ -1,0 +1,157 @@
+// Cross-key validation both readers go through, and the last step of a load:
+// relative paths, ignore files, one ConfigError with every problem in order.
+#include <algorithm>
+#include <filesystem>
+
+#include <fmt/format.h>
+
+#include "internal.hpp"
+#include "portsentry/config/config.hpp"
+#include "portsentry/config/keys.hpp"
+#include "portsentry/net/packet.hpp"
+
+namespace portsentry::config::detail {
+
+std::string command_quoting_error(std::string_view cmd) {
+    // Mirrors actions::split_command (config sits below actions): words split
+    // on blanks outside double quotes; "" is an empty word.
+    bool in_word = false, in_quote = false;
+    size_t words = 0, word_len = 0, quote_at = 0;
+    bool first_empty = false;
+    for (size_t i = 0; i < cmd.size(); ++i) {
+        const char c = cmd[i];
+        if (c == '"') {
+            in_quote = !in_quote;
+            quote_at = i;
+            in_word = true;
+        } else if (!in_quote && (c == ' ' || c == '\t')) {
+            if (in_word && words++ == 0) first_empty = word_len == 0;
+            word_len = 0;
+            in_word = false;
+        } else {
+            ++word_len;
+            in_word = true;
+        }
+    }
+    if (in_quote) return fmt::format("unterminated double quote (opened at offset {})", quote_at);
+    if (in_word && words++ == 0) first_empty = word_len == 0;
+    if (words == 0) return "empty command";
+    if (first_empty) return "the program name is empty (\"\")";
+    return {};
+}
+
+std::string banner_error(std::string_view text) {
+    // The rules of actions::validate_banner: 1.2 read PORT_BANNER into a
+    // 1024-byte buffer, and the text goes verbatim to attackers' sockets.
+    constexpr size_t kMaxBanner = 1024;
+    if (text.size() > kMaxBanner) return fmt::format("{} bytes long, the limit is {}", text.size(), kMaxBanner);
+    for (size_t i = 0; i < text.size(); ++i) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if ((c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f)
+            return fmt::format("control character 0x{:02x} at offset {} (only \\r \\n \\t are allowed)", c, i);
+    }
+    return {};
+}
+
+namespace {
+
+void validate(ParseState& st) {
+    Config& c = st.cfg;
+    auto key = [](std::string_view path) { return *find_yaml_key(path); };
+
+    for (net::L4 proto : {net::L4::tcp, net::L4::udp}) {
+        const ProtoConfig& pc = proto == net::L4::udp ? c.udp : c.tcp;
+        const std::string prefix = net::keyword(proto);
+        const KeyInfo& ports = key(prefix + ".ports");
+        if ((pc.mode == Mode::classic || pc.mode == Mode::stealth) && pc.ports.empty() &&
+            !st.failed.count(prefix + ".ports")) {
+            Where w = st.where.count(prefix + ".ports") ? st.where_of(prefix + ".ports") : st.where_of(prefix + ".mode");
+            st.error(w, fmt::format("{} is empty but {} mode is {}: expected at least one port", st.name(ports),
+                                    net::to_string(proto), to_string(pc.mode)));
+        }
+        const KeyInfo& block = key(prefix + ".block");
+        if (pc.mode != Mode::off && pc.block == 2 && c.kill_run_cmd.empty() && !st.failed.count("kill_run_cmd")) {
+            st.error(st.where_of(prefix + ".block"),
+                     fmt::format("{} is 2 (run {} only) but {} is not set: set it, or use 0 or 1", st.name(block),
+                                 st.name(key("kill_run_cmd")), st.name(key("kill_run_cmd"))));
+        }
+    }
+
+    const KeyInfo& deny = key("kill_hosts_deny");
+    if (!c.kill_hosts_deny.empty() && c.kill_hosts_deny.find("$TARGET$") == std::string::npos)
+        st.error(st.where_of("kill_hosts_deny"),
+                 fmt::format("{} must contain $TARGET$ (the attacker's address): expected e.g. "
+                             "\"ALL: $TARGET$ : DENY\"",
+                             st.name(deny)));
+
+    auto check_command = [&](std::string_view path, const std::string& cmd) {
+        const KeyInfo& k = key(path);
+        if (st.failed.count(path)) return;
+        // The argv split the actions layer will do when the command runs:
+        // refused here, with its line, instead of at the first ban.
+        if (auto why = command_quoting_error(cmd); !why.empty())
+            st.key_error(path, st.where_of(path),
+                         fmt::format("{}: {}: expected a program path and arguments, e.g. "
+                                     "/usr/local/sbin/notify \"$TARGET$\" $PORT$",
+                                     st.name(k), why));
+        else if (auto tok = find_shell_syntax(cmd))
+            st.error(st.where_of(path),
+                     fmt::format("{} contains shell syntax ({}): it is run without a shell; put it in a "
+                                 "script and give the script's path with $TARGET$ $PORT$ $MODE$ arguments",
+                                 st.name(k), *tok));
+    };
+    if (!c.kill_run_cmd.empty()) check_command("kill_run_cmd", c.kill_run_cmd);
+    if (!c.kill_route.empty() && !c.kill_route_is_builtin()) {
+        check_command("kill_route", c.kill_route);
+        if (c.kill_route.find("$TARGET$") == std::string::npos)
+            st.error(st.where_of("kill_route"),
+                     fmt::format("{} is a custom command without $TARGET$: expected the attacker's address "
+                                 "as an argument, e.g. \"/usr/local/sbin/block $TARGET$\"",
+                                 st.name(key("kill_route"))));
+    }
+
+    if (auto why = banner_error(c.port_banner); !why.empty() && !st.failed.count("port_banner"))
+        st.key_error("port_banner", st.where_of("port_banner"), fmt::format("{}: {}", st.name(key("port_banner")), why));
+
+    for (const auto& k : keys()) {
+        if (k.kind != ValueKind::path || !k.required) continue;
+        if (std::get<std::string*>(k.field(c))->empty())
+            st.error(st.where_of(k.yaml), fmt::format("{} is empty: expected {}", st.name(k), expected_text(k, st.syntax)));
+    }
+}
+
+}  // namespace
+
+Config finish(ParseState st, const LoadOptions& opts) {
+    Config& c = st.cfg;
+    if (!st.base_dir.empty()) {
+        for (const auto& k : keys()) {
+            if (k.kind != ValueKind::path) continue;
+            std::string& p = *std::get<std::string*>(k.field(c));
+            if (!p.empty() && p.front() != '/')
+                p = (std::filesystem::path(st.base_dir) / p).lexically_normal().string();
+        }
+    }
+    if (!st.truncated) validate(st);
+    if (opts.load_ignore_files && !c.ignore_file.empty()) {
+        for (const std::string& f : {c.ignore_file, c.ignore_file + ".static"})
+            read_ignore(f, c.ignore, st.diags, st.dropped);
+    }
+    if (!st.diags.empty()) {
+        // Readers report as they go and validation reports afterwards; admins
+        // fix files top to bottom, so order by file (first mention) then line.
+        std::vector<std::string> files;
+        for (const auto& d : st.diags)
+            if (std::find(files.begin(), files.end(), d.file) == files.end()) files.push_back(d.file);
+        auto rank = [&](const Diagnostic& d) {
+            return std::pair(std::find(files.begin(), files.end(), d.file) - files.begin(), d.line);
+        };
+        std::stable_sort(st.diags.begin(), st.diags.end(),
+                         [&](const Diagnostic& a, const Diagnostic& b) { return rank(a) < rank(b); });
+        throw ConfigError(std::move(st.diags), st.dropped);
+    }
+    return std::move(st.cfg);
+}
+
+
+}  // namespace portsentry::config::detail
