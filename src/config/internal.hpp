@@ -110,10 +110,5 @@ bool read_ignore(const std::string& path, net::CidrSet& out, std::vector<Diagnos
 Config parse_yaml_text(std::string_view text, const std::string& name, const LoadOptions& opts);
 Config parse_legacy_text(std::string_view text, const std::string& name, const LoadOptions& opts);
 
-// "" when a command template (KILL_RUN_CMD, custom KILL_ROUTE) can be split
-// into argv the way actions::split_command does; otherwise why not.
-std::string command_quoting_error(std::string_view cmd);
-// "" when PORT_BANNER is acceptable (same rules as actions::validate_banner).
-std::string banner_error(std::string_view text);
 
 }  // namespace portsentry::config::detail

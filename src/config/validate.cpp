@@ -10,41 +10,42 @@
 #include "portsentry/config/keys.hpp"
 #include "portsentry/net/packet.hpp"
 
-namespace portsentry::config::detail {
+namespace portsentry::config {
 
-std::string command_quoting_error(std::string_view cmd) {
-    // Mirrors actions::split_command (config sits below actions): words split
-    // on blanks outside double quotes; "" is an empty word.
+std::optional<std::vector<std::string>> split_command(std::string_view tmpl, std::string* error) {
+    std::vector<std::string> words;
+    std::string cur;
     bool in_word = false, in_quote = false;
-    size_t words = 0, word_len = 0, quote_at = 0;
-    bool first_empty = false;
-    for (size_t i = 0; i < cmd.size(); ++i) {
-        const char c = cmd[i];
+    size_t quote_at = 0;
+    for (size_t i = 0; i < tmpl.size(); ++i) {
+        const char c = tmpl[i];
         if (c == '"') {
             in_quote = !in_quote;
             quote_at = i;
-            in_word = true;
+            in_word = true;  // "" is an (empty) word of its own
         } else if (!in_quote && (c == ' ' || c == '\t')) {
-            if (in_word && words++ == 0) first_empty = word_len == 0;
-            word_len = 0;
+            if (in_word) words.push_back(std::move(cur));
+            cur.clear();
             in_word = false;
         } else {
-            ++word_len;
+            cur.push_back(c);
             in_word = true;
         }
     }
-    if (in_quote) return fmt::format("unterminated double quote (opened at offset {})", quote_at);
-    if (in_word && words++ == 0) first_empty = word_len == 0;
-    if (words == 0) return "empty command";
-    if (first_empty) return "the program name is empty (\"\")";
-    return {};
+    auto fail = [&](std::string why) -> std::optional<std::vector<std::string>> {
+        if (error) *error = std::move(why);
+        return std::nullopt;
+    };
+    if (in_quote) return fail(fmt::format("unterminated double quote (opened at offset {})", quote_at));
+    if (in_word) words.push_back(std::move(cur));
+    if (words.empty()) return fail("empty command");
+    if (words[0].empty()) return fail("the program name is empty (\"\")");
+    return words;
 }
 
 std::string banner_error(std::string_view text) {
-    // The rules of actions::validate_banner: 1.2 read PORT_BANNER into a
-    // 1024-byte buffer, and the text goes verbatim to attackers' sockets.
-    constexpr size_t kMaxBanner = 1024;
-    if (text.size() > kMaxBanner) return fmt::format("{} bytes long, the limit is {}", text.size(), kMaxBanner);
+    if (text.size() > kMaxBannerLength)
+        return fmt::format("{} bytes long, the limit is {}", text.size(), kMaxBannerLength);
     for (size_t i = 0; i < text.size(); ++i) {
         auto c = static_cast<unsigned char>(text[i]);
         if ((c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f)
@@ -52,6 +53,17 @@ std::string banner_error(std::string_view text) {
     }
     return {};
 }
+
+}  // namespace portsentry::config
+
+namespace portsentry::config::detail {
+
+namespace {
+std::string command_error(std::string_view cmd) {
+    std::string why;
+    return split_command(cmd, &why) ? std::string() : why;
+}
+}  // namespace
 
 namespace {
 
@@ -89,7 +101,7 @@ void validate(ParseState& st) {
         if (st.failed.count(path)) return;
         // The argv split the actions layer will do when the command runs:
         // refused here, with its line, instead of at the first ban.
-        if (auto why = command_quoting_error(cmd); !why.empty())
+        if (auto why = command_error(cmd); !why.empty())
             st.key_error(path, st.where_of(path),
                          fmt::format("{}: {}: expected a program path and arguments, e.g. "
                                      "/usr/local/sbin/notify \"$TARGET$\" $PORT$",
@@ -110,7 +122,7 @@ void validate(ParseState& st) {
                                  st.name(key("kill_route"))));
     }
 
-    if (auto why = banner_error(c.port_banner); !why.empty() && !st.failed.count("port_banner"))
+    if (auto why = config::banner_error(c.port_banner); !why.empty() && !st.failed.count("port_banner"))
         st.key_error("port_banner", st.where_of("port_banner"), fmt::format("{}: {}", st.name(key("port_banner")), why));
 
     for (const auto& k : keys()) {

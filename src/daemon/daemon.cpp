@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <system_error>
 
-#include "portsentry/actions/validate.hpp"
 #include "portsentry/base/error.hpp"
 #include "portsentry/daemon/service.hpp"
 

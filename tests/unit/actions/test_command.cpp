@@ -65,7 +65,7 @@ TEST(SplitCommand, BlanksAndDoubleQuotes) {
 TEST(SplitCommand, Errors) {
     std::string err;
     EXPECT_FALSE(split_command("/bin/echo \"open", &err));
-    EXPECT_EQ(err, "unterminated double quote");
+    EXPECT_EQ(err, "unterminated double quote (opened at offset 10)");
     EXPECT_FALSE(split_command("   ", &err));
     EXPECT_EQ(err, "empty command");
 }

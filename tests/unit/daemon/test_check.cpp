@@ -15,8 +15,6 @@
 #include <sstream>
 #include <string>
 
-#include "portsentry/actions/command.hpp"
-#include "portsentry/actions/validate.hpp"
 #include "portsentry/config/config.hpp"
 #include "portsentry/daemon/check.hpp"
 
@@ -153,34 +151,4 @@ TEST(Check, AsRootWhatTheKernelRefusesIsReported) {
     EXPECT_EQ(r.rc, 1);
     EXPECT_NE(r.err.find(path + ": the kernel refuses the ruleset for backend queue: "), std::string::npos) << r.err;
     EXPECT_EQ(r.ruleset, "") << r.ruleset;
-}
-
-// config sits below actions, so it repeats two of their rules at load; these
-// pin that what --check accepts is what the actions layer will run or send.
-TEST(Check, LoadAcceptsExactlyTheCommandsAndBannersActionsAccept) {
-    namespace pc = portsentry::config;
-    pc::LoadOptions lo;
-    lo.load_ignore_files = false;
-    auto loads = [&](const std::string& key, const std::string& value) {
-        std::string quoted = "'";
-        for (char c : value) quoted += c == '\'' ? std::string("''") : std::string(1, c);
-        try {
-            pc::parse_yaml(key + ": " + quoted + "'\n", "x.yaml", lo);
-            return true;
-        } catch (const pc::ConfigError&) {
-            return false;
-        }
-    };
-    for (const std::string cmd : {"/bin/notify $TARGET$", "\"\" $TARGET$", "/bin/notify \"$TARGET$",
-                                  "/bin/notify \"a b\" $TARGET$", "\"/opt/my tool\" $TARGET$", "\"\"",
-                                  "/bin/x \"\" $TARGET$", "a\"b\"c $TARGET$"}) {
-        std::string why;
-        const bool runs = portsentry::actions::split_command(cmd, &why).has_value();
-        EXPECT_EQ(loads("kill_run_cmd", cmd), runs) << "'" << cmd << "': " << why;
-    }
-    for (const std::string& banner : {std::string("hello"), std::string("a\x01"), std::string("\x1b[2J"),
-                                     std::string("x\ty"), std::string(1024, 'x'), std::string(1025, 'x'),
-                                     std::string("del\x7f")}) {
-        EXPECT_EQ(loads("port_banner", banner), portsentry::actions::validate_banner(banner).empty()) << banner;
-    }
 }
