@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fake_ban_table.hpp"
+#include "daemon_test_util.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
 #include "portsentry/daemon/views.hpp"
 
@@ -24,20 +25,12 @@ using daemon::BanManager;
 using daemon::BanStore;
 using portsentry::testing::FakeBanTable;
 
+using pstest::TempDir;
+using pstest::cidr;
+using pstest::ip;
+
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/ps-banmgr-test-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
-net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
-net::Cidr cidr(const std::string& s) { return *net::Cidr::parse(s); }
-net::IpAddr ip(const char* s) { return *net::IpAddr::parse(s); }
 
 struct Recorder final : daemon::BanListener {
     struct Blocked {

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "daemon_test_util.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/state.hpp"
 
@@ -17,18 +18,12 @@ namespace fs = std::filesystem;
 using namespace portsentry;
 using daemon::BanStore;
 
+using pstest::TempDir;
+using pstest::cidr;
+using pstest::ip;
+
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/ps-daemon-test-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
-
-net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
 
 }  // namespace
 

@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "daemon_test_util.hpp"
 #include "portsentry/actions/log.hpp"
 #include "portsentry/actions/responder.hpp"
 #include "portsentry/config/config.hpp"
@@ -32,16 +33,11 @@ using daemon::MetricType;
 using daemon::Sample;
 using daemon::Stats;
 
-namespace {
+using pstest::TempDir;
+using pstest::cidr;
+using pstest::ip;
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/ps-stats-test-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { fs::remove_all(path); }
-};
+namespace {
 
 const Sample* find(const std::vector<Sample>& snap, const std::string& key) {
     for (const auto& s : snap)
