@@ -12,6 +12,21 @@
 
 namespace portsentry::base {
 
+void make_directories(const std::string& dir, mode_t mode) {
+    if (dir.empty()) return;
+    struct stat st{};
+    if (::stat(dir.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return;
+        throw std::system_error(ENOTDIR, std::generic_category(), "cannot use directory " + dir);
+    }
+    if (errno != ENOENT) throw sys_error("cannot use directory " + dir);
+    if (const std::string parent = dir_of(dir); parent != dir && parent != ".") make_directories(parent, mode);
+    // EEXIST: another process made it in between; fine if it is a directory.
+    if (::mkdir(dir.c_str(), mode) != 0 && !(errno == EEXIST && ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode)))
+        throw sys_error("cannot create directory " + dir);
+}
+
+
 int write_all(int fd, std::string_view data, std::chrono::milliseconds wait_writable) noexcept {
     bool socket = true;  // until send() says ENOTSOCK: then plain write()
     while (!data.empty()) {

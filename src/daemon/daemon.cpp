@@ -8,6 +8,7 @@
 #include <system_error>
 
 #include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
 #include "portsentry/daemon/service.hpp"
 
 namespace portsentry::daemon {
@@ -41,6 +42,11 @@ config::Config load_config(const Options& o) {
     if (o.state_file) cfg.state_file = *o.state_file;
     if (o.control_socket) cfg.control_socket = *o.control_socket;
     return cfg;
+}
+
+void prepare_directories(const config::Config& c) {
+    for (const std::string* f : {&c.state_file, &c.history_file, &c.blocked_file, &c.json_log})
+        if (!f->empty()) base::make_directories(base::dir_of(*f), 0700);
 }
 
 int run(const Options& o) {

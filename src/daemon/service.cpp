@@ -135,6 +135,7 @@ void Service::Impl::start() {
     lock = LockFile::acquire(cfg->control_socket + ".lock", false);
     if (!lock.locked())
         throw std::runtime_error("another portsentry-nfq already runs with control socket " + cfg->control_socket);
+    prepare_directories(*cfg);
     responder = std::make_unique<actions::Responder>(*cfg, log);
     events.open(cfg->json_log);
     std::vector<std::string> warnings;
@@ -314,6 +315,12 @@ void Service::Impl::reload() {
         return;
     }
     const ReloadPlan plan = plan_reload(*cfg, *next);
+    try {
+        prepare_directories(*next);
+    } catch (const std::exception& e) {
+        log.write(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
+        return;
+    }
     auto old = std::move(cfg);
     cfg = std::move(next);
     auto next_protection = protection.gather_for(*cfg);

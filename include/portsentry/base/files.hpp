@@ -25,6 +25,11 @@ int write_all(int fd, std::string_view data,
 // The directory part of `path`: "." when it has none, "/" for "/name".
 std::string dir_of(const std::string& path);
 
+// Makes `dir` and any missing parents with `mode` (an existing directory is
+// left as it is). Throws std::system_error naming the directory that could
+// not be made, or a path component that is not a directory.
+void make_directories(const std::string& dir, mode_t mode = 0700);
+
 using RenameFn = std::function<int(const char* from, const char* to)>;
 
 struct AtomicWriteOptions {

@@ -25,6 +25,11 @@ struct Options {
 // Loads the config with command-line overrides applied (throws ConfigError).
 config::Config load_config(const Options& o);
 
+// The directories the daemon writes into (state, history, blocked, json_log):
+// made 0700 when missing. Throws std::system_error naming the one that
+// cannot be made: a daemon that cannot keep its bans must not start.
+void prepare_directories(const config::Config& c);
+
 // Runs the daemon in the foreground until SIGTERM/SIGINT. Returns the exit code.
 int run(const Options& o);
 
