@@ -322,6 +322,7 @@ void BanManager::replay_blocked(int64_t now) {
 
 std::vector<kernel::BanElement> BanManager::active_elements(int64_t now) const {
     std::vector<kernel::BanElement> out;
+    out.reserve(store_.records().size());  // a restore: up to millions, no regrowth
     for (const auto& [p, r] : store_.records()) {
         if (!r.active(now)) continue;
         kernel::BanElement e{p, std::nullopt};

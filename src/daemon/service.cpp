@@ -40,6 +40,21 @@ BanSettings ban_settings(const config::Config& c) {
     return {engine::BanPolicy::from_settings(engine_settings(c)), c.ban_set_size, c.ignore.entries()};
 }
 
+// SIGTERM/SIGINT during start-up. Signals are blocked before Service is built
+// (daemon.cpp run()) and the signalfd is read only once the loop runs, so a
+// signal sent meanwhile waits in the pending set: start() looks there between
+// phases and in its long loops (a million-ban restore), and gives up cleanly.
+struct StartInterrupted {
+    int signo;
+};
+
+void stop_if_asked() {
+    sigset_t pending;
+    if (::sigpending(&pending) < 0) return;
+    for (int s : {SIGTERM, SIGINT})
+        if (sigismember(&pending, s)) throw StartInterrupted{s};
+}
+
 std::string join(const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -139,14 +154,17 @@ void Service::Impl::start() {
     responder = std::make_unique<actions::Responder>(*cfg, log);
     events.open(cfg->json_log);
     std::vector<std::string> warnings;
-    store.load(&warnings);
+    store.load(&warnings, stop_if_asked);
     for (const auto& w : warnings) log.write("portsentry-nfq: " + w);
+    stop_if_asked();
     bans.forget_history(loop.now().wall);
     backend = ruleset.choose(cfg->steer);
     protection.start(*cfg);
+    stop_if_asked();
     // Ruleset first, then the queue: packets that arrive in between are
     // accepted by `bypass` (fail-open), never lost.
     apply_ruleset();
+    stop_if_asked();
     if (!opts.no_ruleset)
         ruleset.watch([this](const char* why) { restore_ruleset(why); },
                       [this](const std::vector<net::IpAddr>& starts, const Now& n) { bans.forget_foreign(starts, n.wall); });
@@ -354,12 +372,21 @@ void Service::Impl::reload() {
 
 Service::Service(const Options& o) {
     impl_ = std::make_unique<Impl>(o, std::make_unique<config::Config>(load_config(o)));
-    impl_->start();
+    try {
+        impl_->start();
+    } catch (const StartInterrupted& s) {
+        // Whatever start() got to stays as it is: an applied table keeps its
+        // bans (as after any SIGTERM); the state file is untouched.
+        impl_->log.write(fmt::format("portsentry-nfq: exiting on {} during start-up, before ready",
+                                     s.signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+        interrupted_ = true;
+    }
 }
 
 Service::~Service() = default;
 
 int Service::run() {
+    if (interrupted_) return 0;
     auto& m = *impl_;
     m.log.write(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
                             config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),

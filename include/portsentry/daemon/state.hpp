@@ -5,6 +5,7 @@
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -42,6 +43,11 @@ struct BanRecord {
 // "2026-12-01 18:10:22 UTC" in local time; "never" for 0 (a permanent ban's expiry).
 std::string format_epoch(int64_t t);
 
+// load()'s fast path for one line: the record if the line is exactly in the
+// form serialize_some() writes (see state.cpp), else nullopt (load() then
+// reads it with a full JSON parser, which also explains a malformed line).
+std::optional<BanRecord> parse_record_line(const std::string& line);
+
 struct CidrLess {
     bool operator()(const net::Cidr& a, const net::Cidr& b) const {
         if (a.addr != b.addr) return a.addr < b.addr;
@@ -55,8 +61,10 @@ public:
 
     // Reads the file; a missing file is an empty store. Malformed lines are
     // skipped and described in `warnings` (a hand-edited file must not stop
-    // the daemon from starting).
-    void load(std::vector<std::string>* warnings = nullptr);
+    // the daemon from starting). `progress`, if given, is called every
+    // kLoadSlice lines (start-up checks for SIGTERM there; it may throw).
+    void load(std::vector<std::string>* warnings = nullptr, const std::function<void()>& progress = {});
+    static constexpr size_t kLoadSlice = 65536;
     // temp file + fsync + rename: never a half-written state file.
     void save() const;
     // The file's content: what save() writes, and what a StateWriter is given.
