@@ -135,8 +135,8 @@ void ProbePath::report(Pending& p, const std::string& ban_error) {
         }
     }
     // A response failed ("Could not block host"): let the next probe from
-    // this source try again instead of "already blocked".
-    if (!res.responded_ok) engine_.forget(p.pkt.src);
+    // this source on this protocol try again instead of "already blocked".
+    if (!res.responded_ok) engine_.forget(p.pkt.src, p.pkt.proto);
 }
 
 }  // namespace portsentry::daemon

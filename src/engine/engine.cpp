@@ -115,21 +115,30 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     const uint32_t idx = table_.acquire(src);
     counters_.evictions = table_.evictions();
     detail::SourceState& st = table_.state(idx);
+    const size_t pi = detail::SourceState::proto_index(proto);
+    detail::ProtoTimes& pt = st.times[pi];
+    detail::ProtoFlags& pf = st.flags[pi];
     st.last_probe = now;
     st.last_rate_limited = false;
 
     if (st.banned && !st.ban_permanent && now >= st.ban_until) st.banned = false;  // expired
+    if (pf.blocked && !pf.block_permanent && now >= pt.block_until) pf.blocked = false;
 
-    // Already blocked: an active response, or (BLOCK 0 / dry-run) reported once
-    // this run — a host banned under BLOCK 1 whose ban expired is new again.
-    if (st.banned || (d.block == 0 && st.reported_once)) {
+    // Already blocked: an nft ban (it drops every protocol), an active
+    // response for this protocol, or (BLOCK 0 / dry-run) this protocol
+    // reported once this run — a host whose ban expired is new again, and a
+    // host reported for the other protocol only is reported for this one
+    // (1.2's separate TCP and UDP detectors and blocked files).
+    if (st.banned || pf.blocked || (d.block == 0 && pf.reported_once)) {
         ++counters_.already_blocked;
-        if (st.already_logged && now - st.last_already_log < already_blocked_log_interval) {
+        // One line per source and protocol per interval: at most two a
+        // source, as 1.2's two detectors would have written.
+        if (pf.already_logged && now - pt.last_already_log < already_blocked_log_interval) {
             d.log_suppressed = true;
             ++counters_.log_suppressed;
         } else {
-            st.already_logged = true;
-            st.last_already_log = now;
+            pf.already_logged = true;
+            pt.last_already_log = now;
         }
         table_.settle(idx);
         return finish(Decision::Outcome::already_blocked, verdict);
@@ -161,18 +170,28 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     }
     ++counters_.reported;
     st.count = 0;  // a host reported again after its ban expired starts from zero
-    st.already_logged = false;
+    pf.already_logged = false;
+    const detail::ProtoFlags& of = st.flags[1 - pi];
+    d.other_protocol = of.reported_once || (of.blocked && (of.block_permanent || now < st.times[1 - pi].block_until));
     if (d.block == 0) {
-        st.reported_once = true;
+        pf.reported_once = true;
     } else {
-        st.banned = true;
-        st.ban_permanent = cfg.ban_time.count() == 0;
-        st.ban_until = now + cfg.ban_time;
+        pf.blocked = true;
+        pf.block_permanent = cfg.ban_time.count() == 0;
+        pt.block_until = now + cfg.ban_time;
         d.run_cmd = cfg.kill_run_cmd;
         if (d.block == 1) {
+            // Not banned here (checked above): this is the source's first
+            // nft ban, never an extension or escalation of one.
             d.ban = cfg.kill_route != KillRoute::unset;
             d.custom_kill_route = cfg.kill_route == KillRoute::custom;
             d.hosts_deny = cfg.kill_hosts_deny;
+            if (d.ban) {
+                st.banned = true;
+                st.ban_permanent = pf.block_permanent;
+                st.ban_until = pt.block_until;
+                st.ban_by = static_cast<int8_t>(pi);
+            }
         }
     }
     table_.settle(idx);
@@ -242,19 +261,46 @@ void Engine::mark_blocked(const net::IpAddr& a, TimePoint now, std::optional<Tim
     counters_.evictions = table_.evictions();
     detail::SourceState& st = table_.state(idx);
     st.count = 0;
+    // An escalation of the ban a report just asked for stays that report's
+    // (forget(a, proto) lifts it if the report's responses failed).
+    const bool reports = st.banned && st.ban_by >= 0;
     st.banned = !until || *until > now;
     st.ban_permanent = !until;
     st.ban_until = until.value_or(TimePoint{});
+    if (!st.banned || !reports) st.ban_by = -1;
+    if (!st.banned) {  // an expiry already past lifts every response with the ban
+        for (auto& f : st.flags) f.blocked = false;
+    }
     table_.settle(idx);
 }
 
 void Engine::forget(const net::IpAddr& a) { table_.erase(a.unmapped()); }
 
+void Engine::forget(const net::IpAddr& a, net::L4 proto) {
+    const uint32_t idx = table_.find(a.unmapped());
+    if (idx == detail::SourceTable::npos) return;
+    detail::SourceState& st = table_.state(idx);
+    const size_t i = detail::SourceState::proto_index(proto);
+    st.times[i] = detail::ProtoTimes{};
+    st.flags[i] = detail::ProtoFlags{};
+    if (st.ban_by == static_cast<int8_t>(i)) {  // the ban that report asked for
+        st.banned = false;
+        st.ban_by = -1;
+    }
+    table_.settle(idx);
+}
+
 bool Engine::is_blocked(const net::IpAddr& a, TimePoint now) const {
+    return is_blocked(a, net::L4::tcp, now) || is_blocked(a, net::L4::udp, now);
+}
+
+bool Engine::is_blocked(const net::IpAddr& a, net::L4 proto, TimePoint now) const {
     const uint32_t idx = table_.find(a.unmapped());
     if (idx == detail::SourceTable::npos) return false;
     const detail::SourceState& st = table_.state(idx);
-    return st.banned && (st.ban_permanent || now < st.ban_until);
+    const size_t i = detail::SourceState::proto_index(proto);
+    return (st.banned && (st.ban_permanent || now < st.ban_until)) ||
+           (st.flags[i].blocked && (st.flags[i].block_permanent || now < st.times[i].block_until));
 }
 
 std::optional<Engine::SourceInfo> Engine::source_info(const net::IpAddr& a, TimePoint now) const {

@@ -62,6 +62,10 @@ struct Decision {
     bool ip_options = false;          // IPv4 options present (1.2 logs a warning)
     bool log_suppressed = false;  // already_blocked / protected line rate-limited for this source
     ProtectReason protect_reason = ProtectReason::ignore;  // set when outcome == protected_addr
+    // Set only when outcome == reported: the source is already reported or
+    // blocked for the other protocol (its responses ran; the responder does
+    // not repeat an identical KILL_RUN_CMD).
+    bool other_protocol = false;
 };
 
 struct Counters {
@@ -83,7 +87,8 @@ struct Counters {
 // Bounded memory for the per-prefix ban cap under a flood of random prefixes.
 inline constexpr size_t ban_prefix_max_entries = 4096;
 
-// One "already blocked" line per source per this interval; the rest are counted.
+// One "already blocked" line per source and protocol per this interval; the
+// rest are counted.
 inline constexpr std::chrono::seconds already_blocked_log_interval{60};
 // One "protected" line per protected source per this interval (the issue: once
 // per address and hour), remembered for at most this many sources: a spoofed
@@ -96,12 +101,23 @@ inline constexpr size_t protected_log_max_sources = 4096;
 //    The window opens at a source's first counted probe and closes scan_window
 //    later; a probe at or after the close opens a new window (scan_window 0:
 //    the window never closes). Every probe counts, repeats included.
-//  - A report under BLOCK 1/2 marks the source blocked for ban_time (0 =
-//    permanent), whether or not an nft ban was asked for (KILL_ROUTE unset),
-//    so hosts.deny and KILL_RUN_CMD run once per ban, not once per probe. At
-//    or after the expiry the source is counted and reported afresh.
+//  - TCP and UDP are separate detectors, as in 1.2: what follows is
+//    remembered per source and protocol, so a host reported for one protocol
+//    is still reported when it probes the other (its own scan line, history
+//    and blocked-file record, hosts.deny line and KILL_RUN_CMD). The nft ban
+//    drops every protocol: a source with one is already_blocked on both, and
+//    a report never asks to ban a source that has one (no extension, no
+//    escalation). The SCAN_TRIGGER count is per source, both protocols.
+//  - A report under BLOCK 1/2 marks the source blocked for that protocol for
+//    ban_time (0 = permanent), whether or not an nft ban was asked for
+//    (KILL_ROUTE unset), so hosts.deny and KILL_RUN_CMD run once per ban, not
+//    once per probe. At or after the expiry the source is counted and
+//    reported afresh.
 //  - A report under BLOCK 0 or --dry-run is remembered for the rest of the run
-//    (1.2: the host is in the blocked file): later probes are already_blocked.
+//    (1.2: the host is in that protocol's blocked file): later probes of that
+//    protocol are already_blocked.
+//  - "already blocked" lines: one per source and protocol per
+//    already_blocked_log_interval; the rest are log_suppressed.
 //  - The table holds at most Settings::max_tracked_sources entries (LRU; see
 //    SourceTable::evict_one). An evicted entry only loses its counts and its
 //    report memory; the kernel set keeps any ban it had.
@@ -121,9 +137,17 @@ public:
 
     // Ban lifecycle seen from outside (admin unban, expiry, state restore).
     // `until` nullopt = permanent; an `until` at or before `now` clears the ban.
+    // These concern the nft ban, which drops every protocol: mark_blocked
+    // makes the source already_blocked on both; forget drops everything known
+    // about it (both protocols).
     void mark_blocked(const net::IpAddr& a, TimePoint now, std::optional<TimePoint> until);
     void forget(const net::IpAddr& a);
+    // One protocol's report failed (no response took): that protocol's memory
+    // goes, and the ban its report asked for; the other protocol's stays.
+    void forget(const net::IpAddr& a, net::L4 proto);
+    // Blocked for either protocol (nft ban or an active response).
     bool is_blocked(const net::IpAddr& a, TimePoint now) const;
+    bool is_blocked(const net::IpAddr& a, net::L4 proto, TimePoint now) const;
 
     // What the engine remembers about one source (`why`); nullopt: nothing
     // (never seen, or forgotten by the LRU cap).
