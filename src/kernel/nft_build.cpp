@@ -164,13 +164,19 @@ bool add_pow2(std::vector<uint8_t>& key, unsigned bit_from_lsb) {
 
 // ---- elements ----------------------------------------------------------------
 
-Interval interval_of(const net::Cidr& c, std::optional<uint64_t> timeout_ms) {
+// The address length of `c` in bits; throws for what no set can hold.
+unsigned address_bits(const net::Cidr& c) {
     unsigned bits;
     if (c.addr.family == AF_INET) bits = 32;
     else if (c.addr.family == AF_INET6) bits = 128;
     else throw std::invalid_argument("nft: address family " + std::to_string(c.addr.family) + " is not IPv4/IPv6");
     if (c.prefix > bits)
         throw std::invalid_argument(fmt::format("nft: prefix /{} longer than the address", c.prefix));
+    return bits;
+}
+
+Interval interval_of(const net::Cidr& c, std::optional<uint64_t> timeout_ms) {
+    const unsigned bits = address_bits(c);
     Interval iv;
     iv.start.assign(c.addr.bytes.begin(), c.addr.bytes.begin() + bits / 8);
     for (unsigned b = c.prefix; b < bits; ++b)  // clear host bits
@@ -217,12 +223,7 @@ struct PrefixKey {
 };
 
 PrefixKey key_of(const net::Cidr& c) {
-    unsigned bits;
-    if (c.addr.family == AF_INET) bits = 32;
-    else if (c.addr.family == AF_INET6) bits = 128;
-    else throw std::invalid_argument("nft: address family " + std::to_string(c.addr.family) + " is not IPv4/IPv6");
-    if (c.prefix > bits)
-        throw std::invalid_argument(fmt::format("nft: prefix /{} longer than the address", c.prefix));
+    (void)address_bits(c);  // validates: an element no set can hold throws here
     PrefixKey k{c.addr.family, c.prefix, {}};
     const unsigned full = c.prefix / 8, rest = c.prefix % 8;
     std::copy_n(c.addr.bytes.begin(), full, k.start.begin());
