@@ -329,6 +329,10 @@ RuleDef steer_rule(Backend b, uint8_t l4proto, uint16_t queue_num, uint16_t nflo
     return r;
 }
 
+// Long on purpose (~160 lines): it reads top to bottom in the order of the
+// ruleset it describes (sets, then each chain's rules as nft lists them), and
+// the golden dumps in tests/unit/kernel pin that order; split, the order
+// would live in the calls between the pieces.
 RulesetDef describe(const RulesetSpec& spec) {
     RulesetDef d;
     auto add_set = [&](std::string name, uint32_t type, uint32_t len, std::string type_text, uint32_t flags,
