@@ -209,6 +209,13 @@ const KeyInfo kKeys[] = {
     {"protect.sessions", "", ValueKind::flag, "true", nullptr, 0, 0, false,
      "Never ban the remote addresses of logged-in sessions (utmp, what `who` shows), picked up within a second of the login.",
      PS_FIELD(protect.sessions)},
+    // ---- metrics (YAML only) ---------------------------------------------
+    {"metrics.listen", "", ValueKind::text, "\"\"", nullptr, 0, 0, false,
+     "Serve the daemon's metrics (what `status --json` shows) as Prometheus text at "
+     "http://LISTEN/metrics, e.g. \"127.0.0.1:9470\" or \"[::1]:9470\". Unauthenticated: "
+     "bind it to loopback or firewall it. A listen address that cannot be bound stops the "
+     "start; SIGHUP rebinds. IPv6 needs a civetweb built with it (Debian 12's is not). \"\" = off.",
+     PS_FIELD(metrics.listen)},
 };
 
 #undef PS_FIELD
@@ -433,6 +440,38 @@ bool same_settings(const Config& a, const Config& b) {
 }
 
 // ---- value helpers ------------------------------------------------------------
+
+std::string ListenAddress::to_string() const {
+    return addr.is_v6() ? fmt::format("[{}]:{}", addr.to_string(), port) : fmt::format("{}:{}", addr.to_string(), port);
+}
+
+std::optional<ListenAddress> parse_listen(std::string_view text, std::string* error) {
+    auto fail = [&](std::string why) -> std::optional<ListenAddress> {
+        if (error) *error = std::move(why);
+        return std::nullopt;
+    };
+    std::string_view host, port;
+    if (!text.empty() && text.front() == '[') {
+        const auto close = text.find(']');
+        if (close == std::string_view::npos) return fail("'[' without ']'");
+        host = text.substr(1, close - 1);
+        if (close + 1 >= text.size() || text[close + 1] != ':') return fail("no :PORT after the ']'");
+        port = text.substr(close + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos) return fail("no :PORT");
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) return fail("an IPv6 address must be written in brackets");
+    }
+    if (host.empty()) return fail("no address before the port");
+    auto a = net::IpAddr::parse(host);
+    if (!a) return fail(fmt::format("'{}' is not an IP address", host));
+    if (text.front() == '[' && !a->is_v6()) return fail(fmt::format("'{}' in brackets is not an IPv6 address", host));
+    auto p = parse_uint(port);
+    if (!p || *p < 1 || *p > 65535) return fail(fmt::format("'{}' is not a port 1-65535", port));
+    return ListenAddress{*a, static_cast<uint16_t>(*p)};
+}
 
 PortListResult parse_port_list(std::string_view text) {
     PortListResult r;

@@ -53,6 +53,7 @@ std::string section_title(std::string_view sec) {
     if (sec == "tcp") return "TCP (section tcp:)";
     if (sec == "udp") return "UDP (section udp:)";
     if (sec == "protect") return "Never-ban sources (section protect:)";
+    if (sec == "metrics") return "Metrics endpoint (section metrics:)";
     return "Top level";
 }
 

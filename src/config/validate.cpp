@@ -125,6 +125,15 @@ void validate(ParseState& st) {
     if (auto why = config::banner_error(c.port_banner); !why.empty() && !st.failed.count("port_banner"))
         st.key_error("port_banner", st.where_of("port_banner"), fmt::format("{}: {}", st.name(key("port_banner")), why));
 
+    if (!c.metrics.listen.empty() && !st.failed.count("metrics.listen")) {
+        std::string why;
+        if (!parse_listen(c.metrics.listen, &why))
+            st.key_error("metrics.listen", st.where_of("metrics.listen"),
+                         fmt::format("{}: {}: expected ADDRESS:PORT, e.g. \"127.0.0.1:9470\" or \"[::1]:9470\", "
+                                     "or \"\" (off)",
+                                     st.name(key("metrics.listen")), why));
+    }
+
     for (const auto& k : keys()) {
         if (k.kind != ValueKind::path || !k.required) continue;
         if (std::get<std::string*>(k.field(c))->empty())

@@ -147,7 +147,7 @@ namespace portsentry::config::detail {
 
 namespace {
 
-constexpr std::string_view kSections[] = {"tcp", "udp", "protect"};
+constexpr std::string_view kSections[] = {"tcp", "udp", "protect", "metrics"};
 
 bool is_section(std::string_view s) {
     for (auto sec : kSections)

@@ -90,6 +90,12 @@ struct Config {
     std::string json_log;  // "" = off; else path of JSON event lines
     bool dry_run = false;
 
+    // Section metrics: (YAML only; a legacy portsentry.conf has no such key).
+    struct Metrics {
+        std::string listen;  // metrics.listen: "127.0.0.1:9470", "[::1]:9470"; "" = off
+        friend bool operator==(const Metrics&, const Metrics&) = default;
+    } metrics;
+
     // Sources of the never-ban sets (@never/@never6); each can be switched off.
     struct Protect {
         bool ignore_list = true;      // protect.ignore_list: the ignore files' prefixes

@@ -97,6 +97,18 @@ std::optional<std::string> find_shell_syntax(std::string_view command);
 // actions layer runs it.
 std::optional<std::vector<std::string>> split_command(std::string_view tmpl, std::string* error);
 
+// metrics.listen: "ADDRESS:PORT" with an IPv4 address or "[ADDRESS]:PORT"
+// with an IPv6 one; port 1-65535. No host names (resolution at start would
+// make the bound address depend on DNS), no bare port (an explicit address
+// is what keeps an unauthenticated endpoint off the public interfaces).
+struct ListenAddress {
+    net::IpAddr addr;
+    uint16_t port = 0;
+    std::string to_string() const;  // "127.0.0.1:9470", "[::1]:9470"
+};
+// nullopt with *error: what is wrong and what was expected.
+std::optional<ListenAddress> parse_listen(std::string_view text, std::string* error);
+
 // 1.2 read PORT_BANNER into a MAXBUF (1024) buffer.
 inline constexpr size_t kMaxBannerLength = 1024;
 // "" when `text` may be PORT_BANNER (it goes verbatim to attackers' sockets);

@@ -276,3 +276,32 @@ TEST(YamlErrors, SyntaxErrorHasALine) {
     EXPECT_THAT(e[0], ::testing::MatchesRegex("x\\.yaml:[0-9]+: YAML syntax error: .+"));
     EXPECT_THAT(yaml_errors("a: b: c\n"), ElementsAre(HasSubstr("x.yaml:1: YAML syntax error")));
 }
+
+// metrics.listen: an explicit address and port, refused at its line.
+TEST(YamlErrors, MetricsListenIsAnAddressAndPort) {
+    const std::string expected =
+        ": expected ADDRESS:PORT, e.g. \"127.0.0.1:9470\" or \"[::1]:9470\", or \"\" (off)";
+    EXPECT_THAT(yaml_errors("# comment\nmetrics:\n  listen: \"localhost:9470\"\n"),
+                ElementsAre("x.yaml:3: metrics.listen: 'localhost' is not an IP address" + expected));
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"127.0.0.1:0\"\n"),
+                ElementsAre("x.yaml:2: metrics.listen: '0' is not a port 1-65535" + expected));
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"9470\"\n"),
+                ElementsAre("x.yaml:2: metrics.listen: no :PORT" + expected));
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"::1:9470\"\n"),
+                ElementsAre("x.yaml:2: metrics.listen: an IPv6 address must be written in brackets" + expected));
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"[::1]9470\"\n"),
+                ElementsAre("x.yaml:2: metrics.listen: no :PORT after the ']'" + expected));
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"[192.0.2.1]:9470\"\n"),
+                ElementsAre("x.yaml:2: metrics.listen: '192.0.2.1' in brackets is not an IPv6 address" + expected));
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"127.0.0.1:65536\"\n"),
+                ElementsAre("x.yaml:2: metrics.listen: '65536' is not a port 1-65535" + expected));
+    EXPECT_THAT(yaml_errors("metrics: 5\n"), ElementsAre(HasSubstr("x.yaml:1: metrics: expected a mapping")));
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"127.0.0.1:9470\"\n"), ElementsAre());
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"[2001:db8::1]:9470\"\n"), ElementsAre());
+    EXPECT_THAT(yaml_errors("metrics:\n  listen: \"\"\n"), ElementsAre());
+}
+
+TEST(LegacyErrors, MetricsNeedYaml) {
+    // A legacy portsentry.conf has no metrics key: --import-legacy converts.
+    EXPECT_THAT(legacy_errors("METRICS_LISTEN=\"127.0.0.1:9470\"\n"), ElementsAre(HasSubstr("t.conf:3:")));
+}

@@ -251,3 +251,18 @@ TEST(KeyTable, FormatValueQuotesStringsForYaml) {
     c.ban_time = seconds(0);
     EXPECT_EQ(pc::format_value(*pc::find_yaml_key("ban_time"), c), "0");
 }
+
+TEST(Values, ParseListen) {
+    std::string why;
+    auto a = pc::parse_listen("127.0.0.1:9470", &why);
+    ASSERT_TRUE(a) << why;
+    EXPECT_EQ(a->port, 9470);
+    EXPECT_EQ(a->to_string(), "127.0.0.1:9470");
+    auto b = pc::parse_listen("[2001:db8::1]:1", &why);
+    ASSERT_TRUE(b) << why;
+    EXPECT_TRUE(b->addr.is_v6());
+    EXPECT_EQ(b->to_string(), "[2001:db8::1]:1");
+    for (const char* bad : {"", ":9470", "[]:1", "[::1", "192.0.2.1", "192.0.2.1:", "192.0.2.1:x", "192.0.2.1:-1",
+                            "192.0.2.1:9470s", "fe80::1%eth0:1", "[fe80::1%eth0]:1", "example.org:80"})
+        EXPECT_FALSE(pc::parse_listen(bad, &why)) << bad;
+}
