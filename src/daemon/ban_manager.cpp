@@ -39,6 +39,12 @@ std::vector<net::Cidr> unban_elements(const std::vector<net::Cidr>& lifted, cons
     return del;
 }
 
+size_t BanManager::origin_slot(std::string_view origin) {
+    for (size_t i = 0; i + 1 < std::size(kOrigins); ++i)
+        if (origin == kOrigins[i]) return i;
+    return std::size(kOrigins) - 1;  // "other"
+}
+
 BanManager::BanManager(BanStore& store, kernel::BanTable* kernel, BanListener& listener, BanSettings settings,
                        const engine::Protection* protection, kernel::BanSets sets)
     : store_(store),
@@ -76,7 +82,7 @@ std::vector<BanManager::Installed> BanManager::ban_detected(const std::vector<De
         rec.last_port = d[i].port;
         rec.last_proto = d[i].proto;
         rec.last_type = d[i].type;
-        ++counters_.bans;
+        ++counters_.bans_by_origin[origin_slot("detector")];
     }
     if (!bans.empty()) listener_.changed(false);
     return out;
@@ -238,7 +244,7 @@ BanManager::BanResult BanManager::ban(const net::Cidr& given, const std::string&
         return {fmt::format("cannot ban {}: {}", c.to_string(), failed.begin()->second), {}};
     }
     store_.record_ban(c, origin, now, bt.count());
-    ++counters_.bans;
+    ++counters_.bans_by_origin[origin_slot(origin)];
     listener_.changed(true);
     if (c.prefix == c.addr.bits()) listener_.blocked(c.addr, left_of(bt));
     listener_.event("ban", {{"prefix", c.to_string()}, {"origin", origin}, {"ban_seconds", bt.count()}});

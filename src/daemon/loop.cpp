@@ -49,7 +49,7 @@ void Loop::timed(const std::string& name, const Callback& cb, const Now& now) {
     if (took > timing_.longest) {
         timing_.longest = took;
         timing_.longest_what = name;
-        timing_.longest_ms.set(ms);
+        timing_.longest_seconds.set(std::chrono::duration<double>(took).count());
     }
     if (took > kSlowTurn) timing_.slow_turns.inc();
 }

@@ -25,8 +25,11 @@ void engine_metrics(Stats& s, const engine::Engine& e) {
     s.counter_fn(n, {{"outcome", "counting"}}, h, fn([&c] { return c.counting; }));
     s.counter_fn(n, {{"outcome", "reported"}}, h, fn([&c] { return c.reported; }));
     s.counter_fn(n, {{"outcome", "already_blocked"}}, h, fn([&c] { return c.already_blocked; }));
-    s.counter_fn(n, {{"outcome", "protected"}}, h, fn([&c] { return c.protected_hits; }));
-    s.counter_fn(n, {{"outcome", "rate_limited"}}, h, fn([&c] { return c.rate_limited; }));
+    s.counter_fn("portsentry_protected_hits_total", {}, "probes from protected (never-ban) sources",
+                 fn([&c] { return c.protected_hits; }));
+    s.counter_fn("portsentry_rate_limited_total", {},
+                 "detections not banned because a ban-rate cap was reached (dropped and logged)",
+                 fn([&c] { return c.rate_limited; }));
     s.counter_fn("portsentry_engine_packets_total", {}, "probes seen by the engine", fn([&c] { return c.packets; }));
     s.counter_fn("portsentry_engine_verdicts_total", {{"verdict", "drop"}}, "engine verdicts",
                  fn([&c] { return c.drops; }));
@@ -47,15 +50,22 @@ void engine_metrics(Stats& s, const engine::Engine& e) {
 void source_metrics(Stats& s, const kernel::PacketSource& src, uint16_t queue_num, kernel::Backend backend) {
     const auto& c = src.counters();
     const char* h = "packet source (NFQUEUE/NFLOG socket) figures";
+    s.counter_fn("portsentry_queue_packets_total", {}, "steered packets received from the kernel (NFQUEUE or NFLOG)",
+                 fn([&c] { return c.received; }));
     const std::pair<const char*, const uint64_t*> figs[] = {
-        {"received", &c.received},         {"verdicts", &c.verdicts},
+        {"verdicts", &c.verdicts},
         {"default_verdicts", &c.default_verdicts}, {"netlink_parse_errors", &c.parse_errors},
         {"enobufs", &c.enobufs},           {"send_errors", &c.send_errors},
         {"handler_errors", &c.handler_errors},     {"unverdictable", &c.unverdictable},
     };
     for (const auto& [name, v] : figs)
         s.counter_fn(fmt::format("portsentry_source_{}_total", name), {}, h, fn([v = v] { return *v; }));
-    if (backend == kernel::Backend::nflog) return;
+    const char* dh = "steered packets lost before the daemon read them: NFQUEUE: the kernel's queue or our socket "
+                     "buffer was full (answered by the kernel, fail-open); NFLOG: socket overruns (ENOBUFS)";
+    if (backend == kernel::Backend::nflog) {
+        s.counter_fn("portsentry_queue_drops_total", {}, dh, fn([&c] { return c.enobufs; }));
+        return;
+    }
     // The kernel's side of the queue: what it dropped (fail-open: answered
     // itself) while we were slow, and what our socket buffer could not take.
     auto kernel_fig = [queue_num](uint64_t kernel::QueueKernelStats::*f) {
@@ -64,6 +74,10 @@ void source_metrics(Stats& s, const kernel::PacketSource& src, uint16_t queue_nu
             return st ? (*st).*f : 0;
         });
     };
+    s.counter_fn("portsentry_queue_drops_total", {}, dh, fn([queue_num] {
+        auto st = kernel::read_queue_stats(queue_num);
+        return st ? st->queue_dropped + st->user_dropped : 0;
+    }));
     const char* kh = "the kernel's figures for our NFQUEUE (/proc/net/netfilter/nfnetlink_queue)";
     s.counter_fn("portsentry_nfqueue_kernel_dropped_total", {{"reason", "queue_full"}}, kh,
                  kernel_fig(&kernel::QueueKernelStats::queue_dropped));
@@ -125,14 +139,16 @@ void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& l
 
 void ban_metrics(Stats& s, const BanManager& b, const BanStore& store, const RulesetKeeper& rk) {
     const auto& c = b.counters();
-    s.add("portsentry_bans_total", {}, "bans added (every origin)", c.bans);
+    for (size_t i = 0; i < std::size(BanManager::kOrigins); ++i)
+        s.add("portsentry_bans_total", {{"origin", BanManager::kOrigins[i]}},
+              "bans added, by origin (detector, admin, fail2ban; other --origin words: other)", c.bans_by_origin[i]);
     s.add("portsentry_ban_errors_total", {}, "bans the kernel refused", c.ban_errors);
     s.add("portsentry_ban_evictions_total", {}, "bans evicted from a full set", c.evictions);
     s.add("portsentry_ban_aggregations_total", {}, "IPv6 /64s banned in place of their hosts", c.aggregations);
     s.add("portsentry_unbans_total", {{"by", "admin"}}, "bans lifted", c.unbans);
     s.add("portsentry_unbans_total", {{"by", "nft"}}, "bans lifted", c.foreign_unbans);
-    for (auto [fam, label] : {std::pair{AF_INET, "ipv4"}, std::pair{AF_INET6, "ipv6"}})
-        s.gauge_fn("portsentry_bans_active", {{"family", label}}, "active bans in the ban table",
+    for (auto [fam, set] : {std::pair{AF_INET, b.sets().v4}, std::pair{AF_INET6, b.sets().v6}})
+        s.gauge_fn("portsentry_active_bans", {{"set", set}}, "active bans in the ban table, by nft set",
                    [&store, fam = fam] { return static_cast<double>(store.active_count(fam, std::time(nullptr))); });
     s.gauge_fn("portsentry_ban_table_records", {}, "records in the ban table (active and remembered)",
                [&store] { return static_cast<double>(store.records().size()); });
@@ -152,12 +168,21 @@ void daemon_metrics(Stats& s, const MetricParts& p) {
     const auto& t = p.loop.timing();
     s.add("portsentry_loop_turns_total", {}, "events handled by the loop", t.turns);
     s.add("portsentry_loop_slow_turns_total", {}, "turns over 50 ms (queued probes waited)", t.slow_turns);
-    s.add("portsentry_loop_longest_turn_ms", {}, "the longest turn since start", t.longest_ms);
+    s.add("portsentry_loop_longest_turn_seconds", {}, "the longest turn since start", t.longest_seconds);
     s.add("portsentry_loop_turn_ms", {}, "loop turn durations", t.turn_ms);
     s.gauge_fn("portsentry_loop_fds", {}, "fds registered with the loop",
                [&l = p.loop] { return static_cast<double>(l.registered()); });
+    const auto& pc = p.probes.counters();
     s.add("portsentry_malformed_packets_total", {}, "steered packets the parser refused (accepted unread)",
-          p.probes.counters().malformed);
+          pc.malformed);
+    for (size_t i = 0; i < ProbePath::kScanTypes; ++i) {
+        const auto l = ProbePath::probe_labels(static_cast<engine::ScanType>(i));
+        s.add("portsentry_probes_total", {{"proto", l.proto}, {"type", l.type}},
+              "probes from sources that are not ignored, by protocol and scan type", pc.probes[i]);
+    }
+    s.add("portsentry_probe_to_ban_seconds", {},
+          "detector bans: packet received by the daemon to its ban batch acknowledged by the kernel",
+          pc.probe_to_ban_seconds);
     const auto& f = p.saver.figures();
     s.add("portsentry_state_passes_total", {}, "state file serializing passes", f.passes);
     s.add("portsentry_state_serialize_errors_total", {}, "passes dropped (out of memory)", f.serialize_errors);
@@ -206,20 +231,22 @@ std::string render_status_text(const StatusInfo& i, const std::vector<Sample>& s
     s += fmt::format("config: {}\n", i.config);
     s += i.modes + "\n";
     s += fmt::format("steering: {}\n", i.steering);
-    s += fmt::format("bans: {} active\n", v("portsentry_bans_active{family=\"ipv4\"}") +
-                                              v("portsentry_bans_active{family=\"ipv6\"}"));
-    s += fmt::format("loop: longest turn {:.1f} ms ({}), {} turns over {} ms\n", d("portsentry_loop_longest_turn_ms"),
+    uint64_t active = 0;
+    for (const auto& m : snap)
+        if (m.name == "portsentry_active_bans") active += static_cast<uint64_t>(m.value);
+    s += fmt::format("bans: {} active\n", active);
+    s += fmt::format("loop: longest turn {:.1f} ms ({}), {} turns over {} ms\n", d("portsentry_loop_longest_turn_seconds") * 1000,
                      i.longest_turn_what, v("portsentry_loop_slow_turns_total"), Loop::kSlowTurn.count());
     s += fmt::format("packets: {} received, {} verdicts, {} default verdicts, {} malformed\n",
-                     v("portsentry_source_received_total"), v("portsentry_source_verdicts_total"),
+                     v("portsentry_queue_packets_total"), v("portsentry_source_verdicts_total"),
                      v("portsentry_source_default_verdicts_total"), v("portsentry_malformed_packets_total"));
     const std::string p = "portsentry_engine_probes_total{outcome=\"";
     s += fmt::format("engine: {} probes, {} reported, {} rate-limited (not banned), {} already blocked, {} ignored, "
                      "{} tracked sources, {} evicted\n",
-                     v("portsentry_engine_packets_total"), v(p + "reported\"}"), v(p + "rate_limited\"}"),
+                     v("portsentry_engine_packets_total"), v(p + "reported\"}"), v("portsentry_rate_limited_total"),
                      v(p + "already_blocked\"}"), v(p + "ignored\"}"), v("portsentry_engine_tracked_sources"),
                      v("portsentry_engine_source_evictions_total"));
-    s += fmt::format("protected: {} probes from protected sources; {}\n", v(p + "protected\"}"), i.protection);
+    s += fmt::format("protected: {} probes from protected sources; {}\n", v("portsentry_protected_hits_total"), i.protection);
     s += fmt::format("ban errors: {}; evicted from a full set: {}; IPv6 /64s aggregated: {}\n",
                      v("portsentry_ban_errors_total"), v("portsentry_ban_evictions_total"),
                      v("portsentry_ban_aggregations_total"));

@@ -24,8 +24,37 @@ void JsonEvents::open(const std::string& path) {
 }
 
 ProbePath::ProbePath(engine::Engine& engine, BanManager& bans, actions::Responder& responder, actions::Log& log,
-                     JsonEvents& events, const config::Config& cfg)
-    : engine_(engine), bans_(bans), responder_(responder), log_(log), events_(events), cfg_(&cfg) {}
+                     JsonEvents& events, const config::Config& cfg, Clock clock)
+    : engine_(engine),
+      bans_(bans),
+      responder_(responder),
+      log_(log),
+      events_(events),
+      cfg_(&cfg),
+      clock_(std::move(clock)) {}
+
+ProbePath::ProbeLabels ProbePath::probe_labels(engine::ScanType t) {
+    using T = engine::ScanType;
+    switch (t) {
+        case T::tcp_syn: return {"tcp", "syn"};
+        case T::tcp_fin: return {"tcp", "fin"};
+        case T::tcp_null: return {"tcp", "null"};
+        case T::tcp_xmas: return {"tcp", "xmas"};
+        case T::tcp_ack: return {"tcp", "ack"};
+        case T::tcp_maimon: return {"tcp", "maimon"};
+        case T::tcp_other: return {"tcp", "other"};
+        case T::udp: return {"udp", "datagram"};
+        case T::tcp_connect: return {"tcp", "connect"};
+        case T::udp_tripwire: return {"udp", "tripwire"};
+    }
+    return {"?", "?"};
+}
+
+void ProbePath::count(const engine::Decision& d) {
+    if (d.outcome == Outcome::not_watched || d.outcome == Outcome::ignored) return;
+    const auto i = static_cast<size_t>(d.type);
+    if (i < kScanTypes) counters_.probes[i].inc();
+}
 
 kernel::PacketVerdict ProbePath::on_packet(std::span<const uint8_t> l3, const Now& now) {
     auto r = net::parse_packet(l3);
@@ -34,20 +63,22 @@ kernel::PacketVerdict ProbePath::on_packet(std::span<const uint8_t> l3, const No
         return kernel::PacketVerdict::accept;
     }
     auto d = engine_.on_probe(r.pkt, true, now.steady);
+    count(d);
     if (d.outcome == Outcome::reported || d.outcome == Outcome::rate_limited ||
         ((d.outcome == Outcome::already_blocked || d.outcome == Outcome::protected_addr) && !d.log_suppressed))
-        pending_.push_back({r.pkt, d});
+        pending_.push_back({r.pkt, d, now.steady});
     return d.verdict == engine::Verdict::drop ? kernel::PacketVerdict::drop : kernel::PacketVerdict::accept;
 }
 
 void ProbePath::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t port, const Now& now) {
     auto d = engine_.on_tripwire(src, proto, port, now.steady);
+    count(d);
     if (d.outcome == Outcome::protected_addr && d.log_suppressed) return;
     net::Packet p;
     p.src = src;
     p.proto = proto;
     p.dport = port;
-    pending_.push_back({p, d});
+    pending_.push_back({p, d, now.steady});
     flush(now);
 }
 
@@ -81,12 +112,16 @@ void ProbePath::flush(const Now& now) {
             of.push_back(&p);
         }
     const auto installed = bans_.ban_detected(want, now.wall);
+    // ban_detected returns once the kernel acknowledged the batch.
+    const auto acked = want.empty() ? now.steady : clock_();
     std::map<const Pending*, std::string> ban_error;
     std::vector<net::IpAddr> banned_v6;
     for (size_t i = 0; i < of.size(); ++i) {
         of[i]->d.ban_time = installed[i].time;
         if (!installed[i].error.empty()) ban_error[of[i]] = installed[i].error;
         else if (of[i]->pkt.src.is_v6()) banned_v6.push_back(of[i]->pkt.src);
+        if (installed[i].error.empty())
+            counters_.probe_to_ban_seconds.observe(std::chrono::duration<double>(acked - of[i]->received).count());
     }
     for (auto& p : pending_) {
         auto e = ban_error.find(&p);

@@ -20,6 +20,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <iterator>
 #include <vector>
 
 #include "portsentry/base/metric.hpp"
@@ -104,10 +106,21 @@ public:
     // The length of the next detector ban of `prefix` from `base` (escalated).
     std::chrono::seconds next_ban_time(const net::Cidr& prefix, std::chrono::seconds base) const;
     const BanSettings& settings() const { return settings_; }
+    const kernel::BanSets& sets() const { return sets_; }
     const BanRecord* record(const net::Cidr& prefix) const { return store_.find(prefix); }
 
+    // portsentry_bans_total{origin}: the origins a ban can name. `--origin`
+    // takes any word; words outside this list count as "other", so a
+    // caller cannot grow the label set.
+    static constexpr const char* kOrigins[] = {"detector", "admin", "fail2ban", "other"};
+    static size_t origin_slot(std::string_view origin);
     struct Counters {
-        base::Counter bans;          // bans added (every origin)
+        base::Counter bans_by_origin[std::size(kOrigins)];  // bans added, by kOrigins
+        uint64_t bans() const {  // every origin
+            uint64_t n = 0;
+            for (const auto& c : bans_by_origin) n += c.value();
+            return n;
+        }
         base::Counter ban_errors;    // bans the kernel refused
         base::Counter evictions;     // bans evicted from a full set
         base::Counter aggregations;  // /64s banned in place of their hosts

@@ -53,7 +53,7 @@ public:
         std::chrono::steady_clock::duration longest{};
         std::string longest_what = "none";
         base::Counter turns, slow_turns;
-        base::Gauge longest_ms;
+        base::Gauge longest_seconds;
         base::Histogram turn_ms{{0.1, 1, 5, 10, 50, 100, 500, 1000}};
     };
     const Timing& timing() const { return timing_; }

@@ -5,6 +5,7 @@
 // (actions::Responder) and JSON events.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -47,8 +48,12 @@ private:
 
 class ProbePath {
 public:
+    // `clock` is read once per ban batch, after the kernel acknowledged it,
+    // to measure probe → ban (the one reading a part takes besides the
+    // loop's: a latency needs its end point); tests hand in their own.
+    using Clock = std::function<std::chrono::steady_clock::time_point()>;
     ProbePath(engine::Engine& engine, BanManager& bans, actions::Responder& responder, actions::Log& log,
-              JsonEvents& events, const config::Config& cfg);
+              JsonEvents& events, const config::Config& cfg, Clock clock = std::chrono::steady_clock::now);
     void reconfigure(const config::Config& cfg) { cfg_ = &cfg; }
 
     // One steered packet (`l3` from the IP header). Unreadable packets are
@@ -60,8 +65,23 @@ public:
     // After the verdicts went out: bans in one batch, then the responses.
     void flush(const Now& now);
 
+    // portsentry_probes_total{proto,type}: labels of each engine::ScanType.
+    static constexpr size_t kScanTypes = static_cast<size_t>(engine::ScanType::udp_tripwire) + 1;
+    struct ProbeLabels {
+        const char* proto;
+        const char* type;
+    };
+    static ProbeLabels probe_labels(engine::ScanType t);
+
     struct Counters {
         base::Counter malformed;  // packets the parser refused (accepted unread)
+        // Probes the engine judged from sources that are not ignored (every
+        // outcome but "not watched" and "ignored"), by engine::ScanType.
+        base::Counter probes[kScanTypes];
+        // Packet received (the loop's clock reading for the turn that read
+        // it) → its ban batch acknowledged by the kernel, per detector ban.
+        base::Histogram probe_to_ban_seconds{
+            {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}};
     };
     const Counters& counters() const { return counters_; }
 
@@ -69,7 +89,9 @@ private:
     struct Pending {
         net::Packet pkt;
         engine::Decision d;
+        std::chrono::steady_clock::time_point received;  // the turn's clock reading
     };
+    void count(const engine::Decision& d);
     void report(Pending& p, const std::string& ban_error);
     std::string mode_name(net::L4 proto) const;
     static nlohmann::ordered_json probe_fields(const Pending& p);
@@ -80,6 +102,7 @@ private:
     actions::Log& log_;
     JsonEvents& events_;
     const config::Config* cfg_;
+    Clock clock_;
     std::vector<Pending> pending_;
     Counters counters_;
 };

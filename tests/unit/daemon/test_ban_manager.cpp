@@ -119,7 +119,7 @@ TEST(BanManagerEscalation, FirstBaseThenTimesFactorCappedAtMax) {
         EXPECT_EQ(rec->last_port, 22);
         now = rec->expires + 1;  // this ban ended: the next detection is a repeat offence
     }
-    EXPECT_EQ(r->counters().bans, 4u);
+    EXPECT_EQ(r->counters().bans(), 4u);
     // The engine asked for 100 s; the listener hears the escalated length
     // only when it differs (bans 2..4).
     ASSERT_EQ(r.heard.blocked_.size(), 3u);
@@ -244,7 +244,7 @@ TEST(BanManagerEviction, NothingToEvictFailsWithTheKernelsWords) {
     EXPECT_NE(out[0].error.find("set is full"), std::string::npos) << out[0].error;
     EXPECT_EQ(r->record(cidr("198.51.100.9")), nullptr) << "a refused ban is not recorded";
     EXPECT_EQ(r->counters().ban_errors, 1u);
-    EXPECT_EQ(r->counters().bans, 0u);
+    EXPECT_EQ(r->counters().bans(), 0u);
     EXPECT_EQ(r->counters().evictions, 0u);
 
     auto res = r->ban(cidr("198.51.100.10"), "admin", std::nullopt, 100);
@@ -286,7 +286,7 @@ TEST(BanManagerRoundTrips, OneRefusedElementCostsOnePlusNAttempts) {
     EXPECT_NE(out[1].error.find("overlaps"), std::string::npos) << out[1].error;
     EXPECT_EQ(out[2].error, "");
     EXPECT_EQ(r->counters().ban_errors, 1u);
-    EXPECT_EQ(r->counters().bans, 2u);
+    EXPECT_EQ(r->counters().bans(), 2u);
     EXPECT_EQ(r->record(cidr("203.0.113.9")), nullptr);
 }
 

@@ -272,8 +272,20 @@ TEST(Metrics, EveryRegisteredMetricAppearsInStatusAndStatusJson) {
             EXPECT_TRUE(json_holds(j["metrics"], s)) << "status --json lacks " << s.key();
         }
         EXPECT_TRUE(has(text, "bans: 2 active")) << text;
-        EXPECT_EQ(find(snap, "portsentry_bans_total")->value, 2);
-        EXPECT_EQ(find(snap, "portsentry_bans_active{family=\"ipv6\"}")->value, 1);
+        EXPECT_EQ(find(snap, "portsentry_bans_total{origin=\"admin\"}")->value, 2);
+        EXPECT_EQ(find(snap, "portsentry_bans_total{origin=\"detector\"}")->value, 0);
+        EXPECT_EQ(find(snap, "portsentry_active_bans{set=\"banned6\"}")->value, 1);
+        EXPECT_EQ(find(snap, "portsentry_active_bans{set=\"banned\"}")->value, 1);
+        // The names and label sets issue 14 fixes for the metrics endpoint.
+        for (const char* k : {"portsentry_bans_total{origin=\"fail2ban\"}", "portsentry_bans_total{origin=\"other\"}",
+                              "portsentry_probes_total{proto=\"tcp\",type=\"syn\"}",
+                              "portsentry_probes_total{proto=\"udp\",type=\"datagram\"}",
+                              "portsentry_probes_total{proto=\"tcp\",type=\"connect\"}",
+                              "portsentry_rate_limited_total", "portsentry_protected_hits_total",
+                              "portsentry_queue_packets_total", "portsentry_queue_drops_total",
+                              "portsentry_probe_to_ban_seconds", "portsentry_loop_longest_turn_seconds"})
+            EXPECT_NE(find(snap, k), nullptr) << k;
+        EXPECT_EQ(find(snap, "portsentry_probe_to_ban_seconds")->type, daemon::MetricType::histogram);
         EXPECT_EQ(find(snap, "portsentry_tripwires")->value, 3);
         EXPECT_EQ(backend == kernel::Backend::queue,
                   find(snap, "portsentry_nfqueue_kernel_waiting") != nullptr);
