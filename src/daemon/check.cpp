@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "portsentry/config/config.hpp"
+#include "portsentry/config/keys.hpp"
+#include "portsentry/daemon/metrics_http.hpp"
 #include "portsentry/daemon/protect.hpp"
 #include "portsentry/kernel/nft.hpp"
 
@@ -19,6 +21,16 @@ int run_check(const Options& o, std::ostream& out, std::ostream& err) {
         cfg = load_config(o);
     } catch (const config::ConfigError& e) {
         for (const auto& d : e.diagnostics()) err << d.to_string() << "\n";
+        return 1;
+    }
+    // The syntax was checked with the file; what this system's HTTP server
+    // can do is checked here, where the daemon's libraries are.
+    if (auto l = config::parse_listen(cfg.metrics.listen, nullptr); l && l->addr.is_v6() &&
+                                                                   !MetricsEndpoint::ipv6_supported()) {
+        err << o.config_path << ": metrics.listen " << l->to_string()
+            << ": this system's civetweb (the HTTP server of prometheus-cpp) is built without IPv6: use an IPv4 "
+               "address, e.g. 127.0.0.1:"
+            << l->port << "\n";
         return 1;
     }
     const std::string modes =

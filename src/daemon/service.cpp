@@ -19,6 +19,7 @@
 #include "portsentry/daemon/keepers.hpp"
 #include "portsentry/daemon/loop.hpp"
 #include "portsentry/daemon/metrics.hpp"
+#include "portsentry/daemon/metrics_http.hpp"
 #include "portsentry/daemon/probe_path.hpp"
 #include "portsentry/daemon/reload.hpp"
 #include "portsentry/daemon/settings.hpp"
@@ -86,6 +87,9 @@ struct Service::Impl final : BanListener, CommandHandler {
     std::unique_ptr<ControlServer> control;
     kernel::Backend backend = kernel::Backend::nflog;
     Stats stats;
+    // After `stats` and every part whose cells it reads: destroyed first, so
+    // no scrape runs while they go (its destructor joins the HTTP threads).
+    std::unique_ptr<MetricsEndpoint> metrics_http;
     int signal_fd = -1, timer_fd = -1;
     const std::time_t started = std::time(nullptr);
 
@@ -114,6 +118,7 @@ struct Service::Impl final : BanListener, CommandHandler {
     void on_tick();
     void reload();
     void register_all_metrics();
+    void serve_metrics(const std::string& old_listen);
 
     // BanListener
     void blocked(const net::IpAddr& a, std::optional<std::chrono::seconds> left) override {
@@ -151,6 +156,11 @@ void Service::Impl::start() {
     if (!lock.locked())
         throw std::runtime_error("another portsentry-nfq already runs with control socket " + cfg->control_socket);
     prepare_directories(*cfg);
+    // Before the kernel is touched: an explicit listen address that cannot be
+    // bound stops the start (an admin who asked for metrics gets them, or an
+    // error naming the address), and nothing is left half-started.
+    if (!cfg->metrics.listen.empty())
+        metrics_http = std::make_unique<MetricsEndpoint>(*config::parse_listen(cfg->metrics.listen, nullptr), stats);
     responder = std::make_unique<actions::Responder>(*cfg, log);
     events.open(cfg->json_log);
     std::vector<std::string> warnings;
@@ -311,11 +321,41 @@ ControlReply Service::Impl::status(bool json) {
     return {0, json ? render_status_json(info, snap) : render_status_text(info, snap)};
 }
 
+// Registered into a fresh table that replaces the live one in one step: a
+// scrape during a reload sees the old table or the new one, never half.
 void Service::Impl::register_all_metrics() {
-    stats.clear();
-    register_metrics(stats,
+    Stats fresh;
+    register_metrics(fresh,
                      MetricParts{engine, *source, *responder, log, events, bans, saver, loop, ruleset, *probes, store,
                                  protection, tripwires->size(), cfg->queue_num, backend});
+    stats.adopt(std::move(fresh));
+}
+
+// SIGHUP changed metrics.listen: the old address is released first (the new
+// one may be the same port on another address), then the new one bound. If
+// that fails the old one is bound again and kept in the config, so the next
+// SIGHUP tries again; the daemon goes on either way.
+void Service::Impl::serve_metrics(const std::string& old_listen) {
+    metrics_http.reset();
+    if (cfg->metrics.listen.empty()) {
+        log.write(fmt::format("portsentry-nfq: reload: metrics endpoint {} closed", old_listen));
+        return;
+    }
+    try {
+        metrics_http = std::make_unique<MetricsEndpoint>(*config::parse_listen(cfg->metrics.listen, nullptr), stats);
+        log.write(fmt::format("portsentry-nfq: reload: serving metrics at http://{}/metrics", metrics_http->address()));
+        return;
+    } catch (const std::exception& e) {
+        log.write(fmt::format("portsentry-nfq: reload: {}: {}", e.what(),
+                              old_listen.empty() ? "metrics stay off" : "still serving " + old_listen));
+    }
+    cfg->metrics.listen = old_listen;
+    if (old_listen.empty()) return;
+    try {
+        metrics_http = std::make_unique<MetricsEndpoint>(*config::parse_listen(old_listen, nullptr), stats);
+    } catch (const std::exception& e) {
+        log.write(fmt::format("portsentry-nfq: reload: {}: metrics endpoint off", e.what()));
+    }
 }
 
 // SIGHUP: every setting the key table names is compared; the parts take the
@@ -363,6 +403,7 @@ void Service::Impl::reload() {
     tripwires->reconcile(*cfg);
     if (cfg->queue_num != old->queue_num || cfg->nflog_group != old->nflog_group) open_source();
     register_all_metrics();
+    if (cfg->metrics.listen != old->metrics.listen) serve_metrics(old->metrics.listen);
     for (const auto& k : plan.needs_restart)
         log.write(fmt::format("portsentry-nfq: reload: {} changed: needs a restart (still using {})", k,
                               config::format_value(*config::find_yaml_key(k), *cfg)));
@@ -388,6 +429,8 @@ Service::~Service() = default;
 int Service::run() {
     if (interrupted_) return 0;
     auto& m = *impl_;
+    if (m.metrics_http)
+        m.log.write(fmt::format("portsentry-nfq: serving metrics at http://{}/metrics", m.metrics_http->address()));
     m.log.write(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
                             config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),
                             m.cfg->udp.block, m.bans.active_count(m.loop.now().wall), m.cfg->dry_run ? ", DRY RUN" : ""));

@@ -84,6 +84,12 @@ void Stats::clear() {
     entries_.clear();
 }
 
+void Stats::adopt(Stats&& from) {
+    std::scoped_lock lk(mu_, from.mu_);
+    entries_ = std::move(from.entries_);
+    from.entries_.clear();
+}
+
 void Stats::sample() {
     std::lock_guard lk(mu_);
     for (auto& e : entries_)

@@ -51,6 +51,9 @@ public:
     void gauge_fn(std::string name, Labels labels, std::string help, std::function<double()> read);
 
     void clear();   // before re-registering (reload replaced a part)
+    // Takes `from`'s registrations in place of this table's, in one step
+    // for snapshot() readers on other threads (a reload re-registers).
+    void adopt(Stats&& from);
     void sample();  // loop thread
     std::vector<Sample> snapshot() const;
     size_t size() const;

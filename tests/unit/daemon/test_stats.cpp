@@ -18,6 +18,7 @@
 #include "portsentry/daemon/keepers.hpp"
 #include "portsentry/daemon/loop.hpp"
 #include "portsentry/daemon/metrics.hpp"
+#include "portsentry/daemon/metrics_http.hpp"
 #include "portsentry/daemon/probe_path.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/daemon/state_saver.hpp"
@@ -267,9 +268,21 @@ TEST(Metrics, EveryRegisteredMetricAppearsInStatusAndStatusJson) {
         ASSERT_TRUE(j.contains("metrics"));
         ASSERT_TRUE(j["metrics"].is_array());
         EXPECT_EQ(j["metrics"].size(), snap.size());
+        // The metrics endpoint serves the same table: one series per sample.
+        const auto families = daemon::to_families(snap);
+        size_t series = 0;
+        for (const auto& f : families) series += f.metric.size();
+        EXPECT_EQ(series, snap.size());
         for (const auto& s : snap) {
             EXPECT_TRUE(has(text, "  " + s.key() + " ")) << "status lacks " << s.key();
             EXPECT_TRUE(json_holds(j["metrics"], s)) << "status --json lacks " << s.key();
+            const auto f = std::find_if(families.begin(), families.end(), [&](const auto& x) { return x.name == s.name; });
+            EXPECT_TRUE(f != families.end() && std::any_of(f->metric.begin(), f->metric.end(), [&](const auto& m) {
+                            daemon::Labels l;
+                            for (const auto& x : m.label) l[x.name] = x.value;
+                            return l == s.labels;
+                        }))
+                << "metrics endpoint lacks " << s.key();
         }
         EXPECT_TRUE(has(text, "bans: 2 active")) << text;
         EXPECT_EQ(find(snap, "portsentry_bans_total{origin=\"admin\"}")->value, 2);
