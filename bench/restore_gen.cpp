@@ -22,6 +22,7 @@
 #include "portsentry/base/files.hpp"
 #include "portsentry/daemon/state.hpp"
 
+using portsentry::daemon::BanRecord;
 using portsentry::daemon::BanStore;
 using portsentry::net::Cidr;
 using portsentry::net::IpAddr;
@@ -48,12 +49,17 @@ int main(int argc, char** argv) {
         if (!seen.insert(a).second) continue;
         const int64_t ttl = 3600 + (a % 3600);
         const auto host = Cidr::host(IpAddr::v4(a));
-        auto& r = store.record_ban(host, "detector", now - 60, 0);
+        BanRecord r;
+        r.prefix = host;
+        r.origin = "detector";
+        r.count = 1;
+        r.last_seen = now - 60;
         r.expires = now + ttl;
         r.first_seen = now - 120;
         r.last_port = static_cast<uint16_t>(1 + i % 1024);
         r.last_proto = "TCP";
         r.last_type = "SYN";
+        store.put(std::move(r));
         elems += fmt::format("{}{} timeout {}s", i ? ",\n    " : "    ", host.to_string(), ttl);
         ++i;
     }

@@ -159,20 +159,30 @@ void daemon_metrics(Stats& s, const MetricParts& p) {
     s.add("portsentry_malformed_packets_total", {}, "steered packets the parser refused (accepted unread)",
           p.probes.counters().malformed);
     const auto& f = p.saver.figures();
-    s.add("portsentry_state_passes_total", {}, "state file serializing passes", f.passes);
+    s.add("portsentry_state_passes_total", {}, "state file compactions (serializing passes)", f.passes);
     s.add("portsentry_state_serialize_errors_total", {}, "passes dropped (out of memory)", f.serialize_errors);
     s.add("portsentry_state_last_pass_loop_ms", {}, "loop time the last pass took", f.busy_ms);
     s.add("portsentry_state_last_pass_longest_slice_ms", {}, "the last pass's longest slice", f.longest_ms);
     s.add("portsentry_state_last_pass_slices", {}, "slices of the last pass", f.slices);
+    s.add("portsentry_state_longest_step_ms", {}, "the longest loop step spent saving (journal or compaction)",
+          f.longest_step_ms);
+    s.add("portsentry_state_journal_records_total", {}, "changed records formatted for the journal", f.journal_records);
     using WC = StateWriter::Counters;
-    const std::pair<const char*, uint64_t WC::*> wr[] = {
-        {"written", &WC::written}, {"superseded", &WC::replaced}, {"failed", &WC::failed}};
+    const std::pair<const char*, uint64_t WC::*> wr[] = {{"written", &WC::written}, {"failed", &WC::failed}};
     for (const auto& [name, m] : wr)
-        s.counter_fn("portsentry_state_writes_total", {{"result", name}}, "state file writes (writer thread)",
+        s.counter_fn("portsentry_state_writes_total", {{"result", name}},
+                     "state file snapshots written (compactions), and failed writes (writer thread)",
                      fn([&sv = p.saver, m = m] { return sv.writer_counters().*m; }));
-    s.gauge_fn("portsentry_state_last_write_ms", {}, "duration of the last write",
+    const std::pair<const char*, uint64_t WC::*> bytes[] = {{"journal", &WC::journal_bytes},
+                                                            {"snapshot", &WC::snapshot_bytes}};
+    for (const auto& [name, m] : bytes)
+        s.counter_fn("portsentry_state_bytes_written_total", {{"file", name}}, "bytes written to the state files",
+                     fn([&sv = p.saver, m = m] { return sv.writer_counters().*m; }));
+    s.counter_fn("portsentry_state_journal_batches_total", {}, "journal batches appended",
+                 fn([&sv = p.saver] { return sv.writer_counters().journal_batches; }));
+    s.gauge_fn("portsentry_state_last_write_ms", {}, "duration of the last snapshot write",
                [&sv = p.saver] { return sv.writer_counters().last_ms; });
-    s.gauge_fn("portsentry_state_last_write_bytes", {}, "size of the last write",
+    s.gauge_fn("portsentry_state_last_write_bytes", {}, "size of the last snapshot",
                [&sv = p.saver] { return static_cast<double>(sv.writer_counters().last_bytes); });
     s.gauge_fn("portsentry_state_failing", {}, "1 while the state file cannot be written",
                [&sv = p.saver] { return sv.error().empty() ? 0.0 : 1.0; });

@@ -125,8 +125,9 @@ struct Service::Impl final : BanListener, CommandHandler {
     void event(const char* name, nlohmann::ordered_json fields) override { events.emit(name, std::move(fields)); }
     void note(const std::string& line) override { log.write(line); }
     void changed(bool soon) override {
+        // Every change is journaled by the idle step; one someone waits
+        // for is formatted right away.
         if (soon) saver.save_soon(loop.now().steady);
-        else saver.mark_dirty();
     }
 
     // CommandHandler
@@ -157,6 +158,7 @@ void Service::Impl::start() {
     store.load(&warnings, stop_if_asked);
     for (const auto& w : warnings) log.write("portsentry-nfq: " + w);
     stop_if_asked();
+    saver.start();  // from here on every change is journaled
     bans.forget_history(loop.now().wall);
     backend = ruleset.choose(cfg->steer);
     protection.start(*cfg);
@@ -182,8 +184,8 @@ void Service::Impl::start() {
     loop.add_idle("state serializing", [this] { return saver.pending(); }, [this](const Now& n) { saver.step(n.steady); });
     open_timers();
     register_all_metrics();
-    // The queue is bound: a start-up change (trimmed or forgotten records)
-    // is saved by a pass like any other, never in one go on the loop.
+    // The queue is bound: start-up changes (trimmed or forgotten records)
+    // are journaled in slices by the idle step, never in one go on the loop.
     saver.tick(loop.now().steady);
 }
 
