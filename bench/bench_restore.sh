@@ -57,6 +57,7 @@ EOF
 # daemon_round: seconds from exec to `ready`, and VmHWM (KiB), as "S KIB".
 daemon_round() {
     new_ns || return 1
+    rm -f "$WORK"/run.state.journal.*  # the last round's journal: not part of this start
     cp "$WORK/gen.state" "$WORK/run.state"
     sync
     local t0 t1 log=$WORK/daemon.log hwm

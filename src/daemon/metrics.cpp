@@ -237,12 +237,14 @@ std::string render_status_text(const StatusInfo& i, const std::vector<Sample>& s
                      "(forgotten), {} overruns\n",
                      v("portsentry_ruleset_restores_total"), v("portsentry_unbans_total{by=\"nft\"}"),
                      v("portsentry_nft_monitor_total{event=\"overrun\"}"));
-    s += fmt::format("state file: {} records, {} writes ({} failed){}; last pass {:.1f} ms of loop time (longest "
-                     "slice {:.1f} ms)\n",
-                     v("portsentry_ban_table_records"), v("portsentry_state_writes_total{result=\"written\"}"),
+    s += fmt::format("state file: {} records; journal {} bytes in {} batches; {} compactions ({} failed writes){}; "
+                     "last compaction {:.1f} ms of loop time (longest slice {:.1f} ms); longest saving step {:.1f} ms\n",
+                     v("portsentry_ban_table_records"), v("portsentry_state_bytes_written_total{file=\"journal\"}"),
+                     v("portsentry_state_journal_batches_total"), v("portsentry_state_writes_total{result=\"written\"}"),
                      v("portsentry_state_writes_total{result=\"failed\"}"),
                      i.state_error.empty() ? "" : ", FAILING: " + i.state_error,
-                     d("portsentry_state_last_pass_loop_ms"), d("portsentry_state_last_pass_longest_slice_ms"));
+                     d("portsentry_state_last_pass_loop_ms"), d("portsentry_state_last_pass_longest_slice_ms"),
+                     d("portsentry_state_longest_step_ms"));
     s += "metrics:\n" + render_stats_text(snap);
     return s;
 }
