@@ -176,8 +176,8 @@ const KeyInfo kKeys[] = {
     // ---- daemon -----------------------------------------------------------
     {"state_file", "", ValueKind::path, "\"/var/lib/portsentry/portsentry-nfq.state\"", nullptr,
      0, 0, true,
-     "Every ban (address, origin, times, count), rewritten atomically; bans are "
-     "restored from it after a restart.",
+     "Every ban (address, origin, times, count): a snapshot rewritten atomically, and a journal of "
+     "changes beside it (<state>.journal.N); bans are restored from them after a restart.",
      PS_FIELD(state_file)},
     {"control_socket", "", ValueKind::path, "\"/run/portsentry-nfq.sock\"", nullptr, 0, 0, true,
      "Root-only socket for status, list, why, ban and unban.",
