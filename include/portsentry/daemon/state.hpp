@@ -131,7 +131,6 @@ private:
     // Timed records (expires != 0) of one family by (expires, prefix): what
     // has ended by `now` is a prefix of it.
     struct ExpiryLess {
-        using is_transparent = void;
         bool operator()(const std::pair<int64_t, const net::Cidr*>& a,
                         const std::pair<int64_t, const net::Cidr*>& b) const;
     };
