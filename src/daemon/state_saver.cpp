@@ -54,7 +54,7 @@ void StateSaver::step(Clock::time_point now) {
         } else if (pass_) {
             serialize_slice();
         }
-    } catch (const std::exception& e) {  // bad_alloc: the changes are still listed; the pass is retried
+    } catch (const std::exception& e) {  // bad_alloc: the changes are still listed (drain); the pass is retried
         log_(fmt::format("portsentry-nfq: cannot save state: {}", e.what()));
         figures_.serialize_errors.inc();
         if (pass_) compact_wanted_ = true;
@@ -64,29 +64,31 @@ void StateSaver::step(Clock::time_point now) {
 }
 
 // Formats up to `max_records` changed records as one journal batch; the
-// batch that empties the list ends with a commit line.
+// batch that empties the list ends with a commit line. The list moves on only
+// once the batch is handed over: a failure (bad_alloc) retries the same
+// records, so no later commit can follow a change that was never written.
 void StateSaver::drain(size_t max_records) {
-    if (queue_pos_ == queue_.size()) {
-        queue_.clear();
-        queue_pos_ = 0;
-    }
-    for (auto& c : store_.take_changes()) queue_.push_back(c);
+    auto fresh = store_.take_changes();
+    queue_.insert(queue_.end(), fresh.begin(), fresh.end());
     std::string batch;
     batch.reserve(std::min(max_records, queue_.size() - queue_pos_) * 210 + 2);
-    size_t n = 0;
-    for (; queue_pos_ < queue_.size() && n < max_records; ++queue_pos_, ++n) {
-        const net::Cidr& c = queue_[queue_pos_];
+    size_t pos = queue_pos_;
+    for (; pos < queue_.size() && pos - queue_pos_ < max_records; ++pos) {
+        const net::Cidr& c = queue_[pos];
         if (const BanRecord* r = store_.find(c)) append_journal_put(batch, *r);
         else append_journal_erase(batch, c);
     }
-    figures_.journal_records.inc(n);
-    if (queue_pos_ == queue_.size()) {
-        batch += kJournalCommit;
+    const bool last = pos == queue_.size();
+    if (last) batch += kJournalCommit;
+    const size_t bytes = batch.size();
+    writer_->append(std::move(batch));
+    figures_.journal_records.inc(pos - queue_pos_);
+    journal_bytes_ += bytes;
+    queue_pos_ = pos;
+    if (last) {
         queue_.clear();
         queue_pos_ = 0;
     }
-    journal_bytes_ += batch.size();
-    writer_->append(std::move(batch));
 }
 
 void StateSaver::serialize_slice() {
