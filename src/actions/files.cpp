@@ -194,10 +194,27 @@ HostsDenyResult hosts_deny_add(const std::string& path, std::string_view line,
     addition.append(line);
     addition.push_back('\n');
 
+    // In place under the lock we hold: never lose the line.
+    auto append_in_place = [&](const char* why) {
+        int flags = ::fcntl(fd.get(), F_GETFL);
+        if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0)
+            return fail(sys_error("fcntl O_APPEND " + path, errno));
+        if (int werr = write_all(fd.get(), addition.data(), addition.size()); werr != 0)
+            return fail(sys_error(std::string("append ") + path + " (" + why + ")", werr));
+        (void)::fsync(fd.get());
+        HostsDenyResult r;
+        r.status = HostsDenyResult::Status::added;
+        r.appended_in_place = true;
+        return r;
+    };
+
     // Temp file in the same directory, so rename() stays within one filesystem.
     const std::string dir = dir_of(path);
     std::string tmpl = dir + "/.hosts.deny.portsentry.XXXXXX";
     UniqueFd tmp(::mkostemp(tmpl.data(), O_CLOEXEC));
+    // EROFS: the systemd unit's ProtectSystem=strict leaves /etc read-only
+    // and only the file itself writable (ReadWritePaths=-/etc/hosts.deny).
+    if (!tmp.valid() && errno == EROFS) return append_in_place("its directory is read-only");
     if (!tmp.valid()) return fail(sys_error("mkstemp in " + dir, errno));
     const std::string tmp_path = tmpl;
     auto discard = [&] { ::unlink(tmp_path.c_str()); };
@@ -234,15 +251,7 @@ HostsDenyResult hosts_deny_add(const std::string& path, std::string_view line,
     // test namespace) and cannot be replaced. EXDEV likewise for odd mounts.
     // Append in place under the lock we hold instead: never lose the line.
     if (err != EBUSY && err != EXDEV) return fail(sys_error("rename " + tmp_path + " to " + path, err));
-    int flags = ::fcntl(fd.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0)
-        return fail(sys_error("fcntl O_APPEND " + path, errno));
-    if (int werr = write_all(fd.get(), addition.data(), addition.size()); werr != 0)
-        return fail(sys_error("append " + path + " (rename gave EBUSY)", werr));
-    (void)::fsync(fd.get());
-    res.status = HostsDenyResult::Status::added;
-    res.appended_in_place = true;
-    return res;
+    return append_in_place("rename gave EBUSY");
 }
 
 }  // namespace portsentry::actions

@@ -137,6 +137,11 @@ int operator_command(const Options& o, std::vector<std::string> w) {
         std::cerr << "error: " << e.what() << (e.code().value() == EACCES ? " (root only)" : "") << "\n";
         return 1;
     }
+    // Only a daemon reloads: nothing to edit offline.
+    if (w.front() == "reload") {
+        std::cerr << "error: reload: portsentry-nfq is not running (no daemon on " << cfg.control_socket << ")\n";
+        return 1;
+    }
     return offline(o, req);
 }
 
@@ -162,13 +167,13 @@ int cli_main(int argc, char** argv) {
     // `--control-socket P status`.
     app.fallthrough();
     bool check = false, print_ruleset = false, remove_ruleset = false, version = false;
-    std::string import_legacy, steer, ban_time, state_file, control_socket;
-    app.add_option("-c,--config", o.config_path,
-                   "configuration file: YAML or legacy portsentry.conf (detected)")
-        ->capture_default_str();
-    app.add_option("--defaults", o.load.defaults_file,
-                   "legacy: file with TCP_MODE/UDP_MODE when no mode flag is given")
-        ->capture_default_str();
+    std::string import_legacy, steer, ban_time, state_file, control_socket, config_arg, defaults_arg;
+    app.add_option("-c,--config", config_arg,
+                   "configuration file: YAML or legacy portsentry.conf (detected). Default: "
+                   "/etc/portsentry/portsentry.yaml if it exists, else /etc/portsentry/portsentry.conf "
+                   "(modes from /etc/default/portsentry), else /usr/share/portsentry-nfq/portsentry.yaml");
+    app.add_option("--defaults", defaults_arg,
+                   "legacy: file with TCP_MODE/UDP_MODE when no mode flag is given (default: /etc/default/portsentry)");
     app.add_flag("--check", check, "validate the configuration and exit (0 ok, 1 errors as FILE:LINE: message)");
     app.add_flag("--print-ruleset", print_ruleset, "print table inet portsentry for this config as nft text and exit");
     app.add_option("--import-legacy", import_legacy,
@@ -197,6 +202,8 @@ int cli_main(int argc, char** argv) {
     c_ban->add_option("--origin", origin, "who asks (admin, fail2ban, fleet)")->capture_default_str();
     auto* c_unban = app.add_subcommand("unban", "lift a ban (address or CIDR)");
     c_unban->add_option("ADDR", addr, "IPv4/IPv6 address or CIDR")->required();
+    auto* c_reload = app.add_subcommand(
+        "reload", "reload the running daemon's configuration and wait: exit 1 with FILE:LINE if it was refused");
 
     try {
         app.parse(static_cast<int>(rest.size()), rest.data());
@@ -226,6 +233,27 @@ int cli_main(int argc, char** argv) {
     if (!control_socket.empty()) o.control_socket = control_socket;
 
     try {
+        // The one rule (config_path.hpp), for every command that reads the
+        // daemon's configuration; --import-legacy names its own input.
+        const bool operator_cmd = *c_status || *c_list || *c_why || *c_ban || *c_unban || *c_reload;
+        if (import_legacy.empty() && !remove_ruleset) {
+            try {
+                o.resolved =
+                    resolve_config(config_arg.empty() ? std::nullopt : std::optional<std::string>(config_arg),
+                                   defaults_arg.empty() ? std::nullopt : std::optional<std::string>(defaults_arg));
+            } catch (const config::ConfigError& e) {
+                // A running daemon still answers on its socket: operator
+                // commands try it (load_config then fails: default socket).
+                if (!operator_cmd) throw;
+                print_diagnostics(e);
+                o.resolved.path = e.diagnostics().front().file;
+            }
+            o.config_path = o.resolved.path;
+            o.load.defaults_file = o.resolved.defaults_file;
+        } else if (!defaults_arg.empty()) {
+            o.load.defaults_file = defaults_arg;
+        }
+        if (*c_reload) return operator_command(o, {"reload"});
         if (*c_status) return operator_command(o, json ? std::vector<std::string>{"status", "--json"}
                                                        : std::vector<std::string>{"status"});
         if (*c_list) return operator_command(o, json ? std::vector<std::string>{"list", "--json"}
@@ -262,6 +290,7 @@ int cli_main(int argc, char** argv) {
             return 0;
         }
         if (check) {
+            o.load.check_write_paths = true;  // names paths a sandbox (the unit's) does not let us write
             auto cfg = load_config(o);
             std::cout << o.config_path << ": OK (tcp " << config::to_string(cfg.tcp.mode) << ", udp "
                       << config::to_string(cfg.udp.mode) << ")\n";
