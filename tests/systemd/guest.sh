@@ -149,6 +149,16 @@ list=$(portsentry-nfq list 2>&1)
 check "the ban survived the restart (list)" grep -q "^$SCANNER " <<<"$list" || echo "$list"
 
 # ---------------------------------------------------------------------------
+step "a package upgrade (reinstall) keeps the table and the bans"
+restores() { unit_log | grep -c "table inet portsentry restored" || true; }
+before=$(restores)
+dpkg -i "$T"/portsentry-nfq_*.deb >/tmp/dpkg-upgrade.log 2>&1 || { cat /tmp/dpkg-upgrade.log; bad "dpkg -i (upgrade)"; }
+check "active after the upgrade" wait_until 10 is_active
+check "the ban survived the upgrade" banned "$SCANNER"
+sleep 1
+check "prerm upgrade did not delete the table (the daemon never had to restore it)" test "$(restores)" = "$before"
+
+# ---------------------------------------------------------------------------
 step "systemctl reload: a broken config fails with FILE:LINE, the old one keeps running"
 cp /etc/portsentry/portsentry.conf /root/conf.good
 echo 'SCAN_TRIGGER="many"' >>/etc/portsentry/portsentry.conf
