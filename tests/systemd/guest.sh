@@ -119,7 +119,9 @@ ip link add vo type veth peer name vo0 netns office
 ip addr add 192.0.2.1/24 dev vo && ip link set vo up
 ip -n office addr add "$OFFICE/24" dev vo0 && ip -n office link set vo0 up && ip -n office link set lo up
 sleep 1   # the daemon's protection follows new local addresses (rtnetlink)
-ip netns exec scan nmap -n -Pn -sS -T4 --max-retries 0 -S "$SCANNER" -e vs0 -p 1-1023 203.0.113.1 -oG /tmp/nmap.txt \
+# A floor on the rate: once the scanner is banned every probe is dropped, and
+# nmap's congestion control would otherwise crawl on a busy host.
+ip netns exec scan nmap -n -Pn -sS -T4 --max-retries 0 --min-rate 1000 --max-rtt-timeout 500ms -S "$SCANNER" -e vs0 -p 1-1023 203.0.113.1 -oG /tmp/nmap.txt \
     >/tmp/nmap.out 2>&1 || { cat /tmp/nmap.out; bad "nmap ran"; }
 closed=$(grep -o '[0-9]*/closed/[a-z]*' /tmp/nmap.txt | grep -cvE '^(113|139)/' || true)
 echo "   nmap: $(grep -o 'Ignored State: [a-z]* ([0-9]*)' /tmp/nmap.txt || echo '?'); closed watched ports: $closed"
@@ -132,7 +134,7 @@ check "/var/log/syslog has them (grep attackalert /var/log/syslog)" \
     wait_until 5 in_varlog "attackalert: TCP SYN/Normal scan from host: $SCANNER/$SCANNER"
 check "nft set banned holds the scanner" banned "$SCANNER"
 check "/etc/hosts.deny has its line (KILL_HOSTS_DENY)" grep -qx "ALL: $SCANNER : DENY" /etc/hosts.deny
-ip netns exec office nmap -n -Pn -sS -T4 --max-retries 0 -p 1-200 192.0.2.1 >/dev/null 2>&1
+ip netns exec office nmap -n -Pn -sS -T4 --max-retries 0 --min-rate 1000 --max-rtt-timeout 500ms -p 1-200 192.0.2.1 >/dev/null 2>&1
 sleep 1
 check "the ignore.static host is never banned" not banned "$OFFICE"
 check "why: the ignore.static host is protected by the ignore list" \
@@ -224,7 +226,7 @@ check "--check in the sandbox named it with FILE:LINE" \
 cp /root/yaml.good /etc/portsentry/portsentry.yaml
 systemctl reset-failed portsentry-nfq
 check "back on a writable history_file it starts" systemctl restart portsentry-nfq
-ip netns exec scan nmap -n -Pn -sS -T4 --max-retries 0 -S "$SCANNER2" -e vs0 -p 1-100 203.0.113.1 >/dev/null 2>&1
+ip netns exec scan nmap -n -Pn -sS -T4 --max-retries 0 --min-rate 1000 --max-rtt-timeout 500ms -S "$SCANNER2" -e vs0 -p 1-100 203.0.113.1 >/dev/null 2>&1
 check "a second scanner is banned" wait_until 5 banned "$SCANNER2"
 check "its history line is written" wait_until 5 grep -q "Host: $SCANNER2/$SCANNER2 Port: " /var/lib/portsentry/portsentry.history
 
