@@ -16,13 +16,14 @@ namespace {
 
 using namespace portsentry;
 using namespace std::chrono_literals;
+using engine::KillRoute;
+using engine::Settings;
 
-config::Config make_config(unsigned trigger, size_t cap) {
-    config::Config c;
-    c.tcp.mode = config::Mode::advanced;
+Settings make_settings(unsigned trigger, size_t cap) {
+    Settings c;
     c.tcp.block = 1;
     c.scan_trigger = trigger;
-    c.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    c.kill_route = KillRoute::builtin;
     c.max_tracked_sources = cap;
     // A realistic ignore list, so its lookup is part of the cost.
     for (const char* s : {"127.0.0.0/8", "192.0.2.0/24", "::1/128", "2001:db8:ffff::/48"})
@@ -57,7 +58,7 @@ std::vector<net::Packet> random_probes(size_t n, bool v6) {
 // One source, trigger long past: every decision is already_blocked (the
 // common case for a scanner that keeps going with BLOCK 0 or a full ban set).
 void HotSourceAlreadyBlocked(benchmark::State& st) {
-    const config::Config cfg = make_config(1, 100000);
+    const Settings cfg = make_settings(1, 100000);
     engine::Engine e(cfg, 42);
     const net::Packet p = syn_from(*net::IpAddr::parse("198.51.100.7"));
     engine::TimePoint now{};
@@ -71,7 +72,7 @@ BENCHMARK(HotSourceAlreadyBlocked);
 
 // One source below a trigger it never reaches: every decision is counting.
 void HotSourceCounting(benchmark::State& st) {
-    const config::Config cfg = make_config(UINT32_MAX, 100000);
+    const Settings cfg = make_settings(UINT32_MAX, 100000);
     engine::Engine e(cfg, 42);
     const net::Packet p = syn_from(*net::IpAddr::parse("198.51.100.7"));
     engine::TimePoint now{};
@@ -89,7 +90,7 @@ void RandomSourcesAtCap(benchmark::State& st) {
     const bool v6 = st.range(0) != 0;
     const auto trigger = static_cast<unsigned>(st.range(1));
     constexpr size_t cap = 100000;  // the default max_tracked_sources
-    const config::Config cfg = make_config(trigger, cap);
+    const Settings cfg = make_settings(trigger, cap);
     engine::Engine e(cfg, 42);
     const std::vector<net::Packet> probes = random_probes(1 << 22, v6);
     engine::TimePoint now{};

@@ -1,7 +1,7 @@
 #!/bin/bash
 # shellcheck disable=SC2154  # lab variables come from tests/integration/lib.sh
 # bench_probe_ban.sh: probe→ban latency of the real daemon (xt-queue backend)
-# beside the baseline of DESIGN §7, "a bare reader + libnftnl"
+# beside the baseline of docs/ARCHITECTURE.md, "a bare reader + libnftnl"
 # (bench/nfq_ban_bare.c), measured in the same lab, in alternating rounds.
 #
 # One probe at a time: bench/probe_ban sends a single SYN from a fresh source

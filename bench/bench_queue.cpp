@@ -1,7 +1,7 @@
 // bench_queue: queued probes per second through portsentry's NfQueue (trivial
 // DROP handler) versus bench/nfq_bare.c (a bare C reader, one DROP verdict
 // per packet), same generator, same namespaces, same duration, alternating
-// rounds. Prints figures; asserts nothing (DESIGN §7 target: ≥ 0.9× bare).
+// rounds. Prints figures; asserts nothing (docs/ARCHITECTURE.md target: ≥ 0.9× bare).
 //
 //   meson compile -C build bench_queue nfq_bare synflood
 //   sudo build/bench/bench_queue [SECONDS=3] [ROUNDS=3]

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "portsentry/base/files.hpp"
 #include "portsentry/daemon/state.hpp"
 
 namespace {
@@ -64,7 +65,7 @@ void old_save(const BanStore& s, const std::string& path) {
         out += j.dump();
         out += '\n';
     }
-    portsentry::daemon::write_file_atomically(path, out);
+    portsentry::base::write_file_atomically(path, out);
 }
 
 }  // namespace
@@ -99,7 +100,7 @@ int main(int argc, char** argv) {
             stall.push_back(longest);
             pass.push_back(total);
             auto t0 = Clock::now();
-            portsentry::daemon::write_file_atomically(path, parts);
+            portsentry::base::write_file_atomically(path, parts);
             io.push_back(ms_since(t0));
             t0 = Clock::now();
             old_save(s, path);

@@ -1,4 +1,4 @@
-/* nfq_ban_bare: the baseline for probe→ban latency (DESIGN §7: "a bare
+/* nfq_ban_bare: the baseline for probe→ban latency (docs/ARCHITECTURE.md: "a bare
  * reader + libnftnl"). The plainest program that does the daemon's job on
  * the hot path: an NFQUEUE reader (blocking recv, one DROP verdict per
  * packet, copy range 128, fail-open: nfq_bare.c's settings) that, after the

@@ -8,6 +8,7 @@
 # (c) bench_queue (NfQueue vs bare C reader vs plain nft drop)
 # ban insertion: bench_ban (libnftnl vs forked nft)  (d) bench_established.sh
 # ban table persistence: bench_state (loop's share vs the old all-on-loop save)
+# restore: bench_restore.sh (start-up with 10k-1M bans vs nft -f of the same elements)
 # Everything needing packets runs in network namespaces of its own.
 set -u
 [ "$(id -u)" -eq 0 ] || { echo "run-all.sh: needs root (network namespaces, nft)" >&2; exit 77; }
@@ -16,7 +17,7 @@ BUILD=$(cd "${1:-$HERE/../build}" && pwd) || exit 1
 OUT=${OUT:-$BUILD/bench-last-run.txt}
 
 meson compile -C "$BUILD" portsentry-nfq bench/bench_engine bench/bench_queue bench/nfq_bare bench/synflood \
-    bench/bench_ban bench/probe_ban bench/nfq_ban_bare bench/bench_state >/dev/null || { echo "run-all.sh: build failed" >&2; exit 1; }
+    bench/bench_ban bench/probe_ban bench/nfq_ban_bare bench/bench_state bench/restore_gen >/dev/null || { echo "run-all.sh: build failed" >&2; exit 1; }
 
 rc=0
 step() {
@@ -36,6 +37,7 @@ step() {
     step "ban insertion latency" "$BUILD/bench/bench_ban"
     step "(d) established traffic" "$HERE/bench_established.sh" "$BUILD"
     step "ban table persistence" "$BUILD/bench/bench_state" /var/tmp 5
+    step "restore" "$HERE/bench_restore.sh" "$BUILD"
     exit "$rc"  # this group is a pipeline's subshell: its status is rc
 } | tee "$OUT"
 exit "${PIPESTATUS[0]}"

@@ -17,35 +17,6 @@ extern char** environ;
 
 namespace portsentry::actions {
 
-std::optional<std::vector<std::string>> split_command(std::string_view tmpl, std::string* error) {
-    std::vector<std::string> words;
-    std::string cur;
-    bool in_word = false, in_quote = false;
-    for (char c : tmpl) {
-        if (c == '"') {
-            in_quote = !in_quote;
-            in_word = true;  // "" is an (empty) word of its own
-        } else if (!in_quote && (c == ' ' || c == '\t')) {
-            if (in_word) words.push_back(std::move(cur));
-            cur.clear();
-            in_word = false;
-        } else {
-            cur.push_back(c);
-            in_word = true;
-        }
-    }
-    if (in_quote) {
-        if (error) *error = "unterminated double quote";
-        return std::nullopt;
-    }
-    if (in_word) words.push_back(std::move(cur));
-    if (words.empty() || words[0].empty()) {
-        if (error) *error = "empty command";
-        return std::nullopt;
-    }
-    return words;
-}
-
 std::string expand_macros(std::string_view word, const Macros& m, int* target_count) {
     struct Macro {
         std::string_view name;

@@ -12,51 +12,41 @@
 #include <thread>
 #include <utility>
 
-#include "unique_fd.hpp"
+#include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
+#include "portsentry/base/unique_fd.hpp"
 
 namespace portsentry::actions {
 
-using detail::sys_error;
-using detail::UniqueFd;
-using detail::write_all;
+using base::UniqueFd;
+
+namespace {
+// "what: strerror(err)", the text a failed file action is logged with.
+std::string sys_error(const std::string& what, int err) { return base::sys_error(what, err).what(); }
+}  // namespace
 
 // ---------------------------------------------------------------- AppendFile
 
 AppendFile::AppendFile(std::string path) : path_(std::move(path)) {}
-AppendFile::~AppendFile() { close(); }
-AppendFile::AppendFile(AppendFile&& o) noexcept
-    : path_(std::move(o.path_)), fd_(std::exchange(o.fd_, -1)) {}
-AppendFile& AppendFile::operator=(AppendFile&& o) noexcept {
-    if (this != &o) {
-        close();
-        path_ = std::move(o.path_);
-        fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-}
 
-void AppendFile::close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-}
+void AppendFile::close() { fd_.reset(); }
 
 std::string AppendFile::open() {
     // O_NOFOLLOW: these files live in directories an admin may have made
     // group-writable; a planted symlink must not make us append to /etc/shadow.
     // O_NONBLOCK: a FIFO planted at the path must not hang the daemon in open();
     // it is then refused by the S_ISREG check below (no effect on regular files).
-    int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
-                    0600);
-    if (fd < 0) {
+    UniqueFd fd(::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK,
+                       0600));
+    if (!fd) {
         int err = errno;
         if (err == ELOOP) return "is a symlink, refusing to follow it";
         return sys_error("open", err);
     }
-    UniqueFd owner(fd);
     struct stat st {};
-    if (::fstat(fd, &st) != 0) return sys_error("fstat", errno);
+    if (::fstat(fd.get(), &st) != 0) return sys_error("fstat", errno);
     if (!S_ISREG(st.st_mode)) return "not a regular file, refusing to write to it";
-    fd_ = owner.release();
+    fd_ = std::move(fd);
     return {};
 }
 
@@ -66,10 +56,10 @@ std::string AppendFile::reopen() {
 }
 
 std::string AppendFile::append(std::string_view data) {
-    if (fd_ < 0) {
+    if (!fd_) {
         if (auto err = open(); !err.empty()) return err;
     }
-    if (int err = write_all(fd_, data.data(), data.size()); err != 0) {
+    if (int err = base::write_all(fd_.get(), data); err != 0) {
         close();  // the next append opens again (a full disk may have been fixed)
         return sys_error("write", err);
     }
@@ -109,13 +99,6 @@ HostsDenyResult fail(std::string why) {
     r.status = HostsDenyResult::Status::failed;
     r.error = std::move(why);
     return r;
-}
-
-std::string dir_of(const std::string& path) {
-    size_t slash = path.rfind('/');
-    if (slash == std::string::npos) return ".";
-    if (slash == 0) return "/";
-    return path.substr(0, slash);
 }
 
 // Non-blocking attempts for up to ~200 ms: another writer (an admin's editor,
@@ -199,7 +182,7 @@ HostsDenyResult hosts_deny_add(const std::string& path, std::string_view line,
         int flags = ::fcntl(fd.get(), F_GETFL);
         if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0)
             return fail(sys_error("fcntl O_APPEND " + path, errno));
-        if (int werr = write_all(fd.get(), addition.data(), addition.size()); werr != 0)
+        if (int werr = base::write_all(fd.get(), addition); werr != 0)
             return fail(sys_error(std::string("append ") + path + " (" + why + ")", werr));
         (void)::fsync(fd.get());
         HostsDenyResult r;
@@ -209,49 +192,25 @@ HostsDenyResult hosts_deny_add(const std::string& path, std::string_view line,
     };
 
     // Temp file in the same directory, so rename() stays within one filesystem.
-    const std::string dir = dir_of(path);
-    std::string tmpl = dir + "/.hosts.deny.portsentry.XXXXXX";
-    UniqueFd tmp(::mkostemp(tmpl.data(), O_CLOEXEC));
-    // EROFS: the systemd unit's ProtectSystem=strict leaves /etc read-only
-    // and only the file itself writable (ReadWritePaths=-/etc/hosts.deny).
-    if (!tmp.valid() && errno == EROFS) return append_in_place("its directory is read-only");
-    if (!tmp.valid()) return fail(sys_error("mkstemp in " + dir, errno));
-    const std::string tmp_path = tmpl;
-    auto discard = [&] { ::unlink(tmp_path.c_str()); };
-
-    std::string full = content + addition;
-    if (int err = write_all(tmp.get(), full.data(), full.size()); err != 0) {
-        discard();
-        return fail(sys_error("write " + tmp_path, err));
-    }
-    // Keep the original's permissions and owner (tcpd must still read it).
-    if (::fchmod(tmp.get(), st.st_mode & 07777) != 0 ||
-        (::fchown(tmp.get(), st.st_uid, st.st_gid) != 0 && errno != EPERM)) {
-        int err = errno;
-        discard();
-        return fail(sys_error("fchmod/fchown " + tmp_path, err));
-    }
-    if (::fsync(tmp.get()) != 0) {
-        int err = errno;
-        discard();
-        return fail(sys_error("fsync " + tmp_path, err));
-    }
-    tmp.reset();
-
-    int rc = rename_fn ? rename_fn(tmp_path.c_str(), path.c_str()) : ::rename(tmp_path.c_str(), path.c_str());
-    if (rc == 0) {
-        UniqueFd d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (d.valid()) (void)::fsync(d.get());  // durability of the rename; the line is in place either way
+    base::AtomicWriteOptions w;
+    w.temp = base::dir_of(path) + "/.hosts.deny.portsentry.XXXXXX";
+    w.keep_owner_of = &st;
+    w.rename = rename_fn;
+    try {
+        base::write_file_atomically(path, content + addition, w);
         res.status = HostsDenyResult::Status::added;
         return res;
+    } catch (const base::RenameError& e) {
+        // EBUSY: `path` is a mount point (a file bind-mounted into a container or a
+        // test namespace) and cannot be replaced. EXDEV likewise for odd mounts.
+        if (e.code().value() != EBUSY && e.code().value() != EXDEV) return fail(e.what());
+        return append_in_place("rename gave EBUSY");
+    } catch (const std::system_error& e) {
+        // EROFS: the systemd unit's ProtectSystem=strict leaves /etc read-only
+        // and only the file itself writable (ReadWritePaths=-/etc/hosts.deny).
+        if (e.code().value() == EROFS) return append_in_place("its directory is read-only");
+        return fail(e.what());
     }
-    int err = errno;
-    discard();
-    // EBUSY: `path` is a mount point (a file bind-mounted into a container or a
-    // test namespace) and cannot be replaced. EXDEV likewise for odd mounts.
-    // Append in place under the lock we hold instead: never lose the line.
-    if (err != EBUSY && err != EXDEV) return fail(sys_error("rename " + tmp_path + " to " + path, err));
-    return append_in_place("rename gave EBUSY");
 }
 
 }  // namespace portsentry::actions

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "portsentry/actions/messages.hpp"
-#include "unique_fd.hpp"
+#include "portsentry/base/files.hpp"
 
 namespace portsentry::actions {
 
@@ -74,7 +74,7 @@ void Log::emit(std::string_view line) {
     if (to_stderr_) {
         std::string s(line);
         s.push_back('\n');
-        (void)detail::write_all(STDERR_FILENO, s.data(), s.size());  // nowhere to report a failure
+        (void)base::write_all(STDERR_FILENO, s);  // nowhere to report a failure
     }
     if (extra_) extra_(line);
 }

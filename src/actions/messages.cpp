@@ -6,8 +6,6 @@
 
 namespace portsentry::actions::msg {
 
-const char* proto_name(net::L4 p) { return p == net::L4::udp ? "UDP" : "TCP"; }
-
 std::string tcp_scan(std::string_view scan_name, std::string_view host, std::string_view ip,
                      uint16_t port) {
     return fmt::format("attackalert: {} from host: {}/{} to TCP port: {}", scan_name, host, ip, port);
@@ -21,7 +19,7 @@ std::string ip_options(std::string_view host, std::string_view ip, net::L4 proto
     return fmt::format(
         "attackalert: Packet from host: {}/{} to {} port: {} has IP options set (detection "
         "avoidance technique).",
-        host, ip, proto_name(proto), port);
+        host, ip, net::to_string(proto), port);
 }
 
 std::string already_blocked(std::string_view host, std::string_view ip) {
@@ -34,7 +32,7 @@ std::string could_not_block(std::string_view host, std::string_view ip) {
 
 std::string connect(std::string_view host, std::string_view ip, net::L4 proto, uint16_t port) {
     return fmt::format("attackalert: Connect from host: {}/{} to {} port: {}", host, ip,
-                       proto_name(proto), port);
+                       net::to_string(proto), port);
 }
 
 std::string classic_already_blocked(std::string_view ip) {
@@ -47,7 +45,7 @@ std::string classic_could_not_block(std::string_view ip) {
 
 std::string ignoring_response(net::L4 proto) {
     return fmt::format("attackalert: Ignoring {} response per configuration file setting.",
-                       proto_name(proto));
+                       net::to_string(proto));
 }
 
 std::string blocked_nft(std::string_view ip, bool v6) {
@@ -145,17 +143,17 @@ std::string history_record(std::time_t when, std::string_view host, std::string_
     localtime_r(&when, &tm);  // 1.2 used localtime(); _r because the resolver has threads
     return fmt::format("{} - {:02d}/{:02d}/{:04d} {:02d}:{:02d}:{:02d} Host: {}/{} Port: {} {} Blocked\n",
                        static_cast<long>(when), tm.tm_mon + 1, tm.tm_mday, tm.tm_year + 1900,
-                       tm.tm_hour, tm.tm_min, tm.tm_sec, host, ip, port, proto_name(proto));
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, host, ip, port, net::to_string(proto));
 }
 
 std::string protected_probe(std::string_view reason, std::string_view ip, net::L4 proto, uint16_t port) {
     return fmt::format("attackalert: protected: {}: host {}/{} probed {} port {}: never banned", reason, ip, ip,
-                       proto_name(proto), port);
+                       net::to_string(proto), port);
 }
 
 std::string rate_limited(std::string_view scan_name, std::string_view ip, net::L4 proto, uint16_t port) {
     return fmt::format("attackalert: {} from host: {}/{} to {} port: {}: not banned (ban rate limit reached)",
-                       scan_name, ip, ip, proto_name(proto), port);
+                       scan_name, ip, ip, net::to_string(proto), port);
 }
 
 }  // namespace portsentry::actions::msg

@@ -14,9 +14,8 @@ namespace {
 // Detection type when the caller did not name one: what 1.2's command-line
 // flag would have been for this protocol's mode.
 std::string default_mode(const config::Config& cfg, net::L4 proto) {
-    bool udp = proto == net::L4::udp;
-    const auto& pc = udp ? cfg.udp : cfg.tcp;
-    const char* base = udp ? "udp" : "tcp";
+    const auto& pc = proto == net::L4::udp ? cfg.udp : cfg.tcp;
+    const char* base = net::keyword(proto);
     switch (pc.mode) {
         case config::Mode::stealth: return std::string("s") + base;
         case config::Mode::advanced: return std::string("a") + base;
@@ -163,6 +162,20 @@ bool Responder::run_command(const Ctx& c, bool route, TimePoint now) {
         log_.write(msg::no_target_variable(key), now);
         return false;
     }
+    // The second protocol's report of a host runs its own command (1.2's
+    // other detector did), but not one identical to the command its first
+    // protocol's report already ran for it (a template without $PORT$/$MODE$).
+    std::string argv_key;
+    if (!route) {
+        for (const auto& w : *argv) argv_key.append(w).push_back('\0');
+        if (c.r.d.other_protocol) {
+            auto it = commands_run_.find(c.ip);
+            if (it != commands_run_.end() && it->second == argv_key) {
+                ++counters_.commands_deduplicated;
+                return true;
+            }
+        }
+    }
     const uint64_t refused_before = runner_.counters().refused;
     err = runner_.start(*argv, c.ip, now);
     if (!err.empty()) {
@@ -173,7 +186,21 @@ bool Responder::run_command(const Ctx& c, bool route, TimePoint now) {
     }
     const std::string shown = argv_for_log(*argv);
     log_.write(route ? msg::blocked_route_cmd(c.ip, shown) : msg::external_command(c.ip, shown), now);
+    if (!route) remember_command(c.ip, std::move(argv_key));
     return true;
+}
+
+void Responder::remember_command(const std::string& ip, std::string key) {
+    // Bounded: forgetting the oldest host only means a second protocol's
+    // identical command may run once more for it.
+    auto [it, fresh] = commands_run_.insert_or_assign(ip, std::move(key));
+    (void)it;
+    if (!fresh) return;
+    commands_order_.push_back(ip);
+    if (commands_order_.size() > kCommandsRemembered) {
+        commands_run_.erase(commands_order_.front());
+        commands_order_.pop_front();
+    }
 }
 
 bool Responder::hosts_deny(const Ctx& c, TimePoint now) {

@@ -592,7 +592,14 @@ Format detect_format(std::string_view text) {
         while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_')) ++i;
         if (i == 0) return Format::yaml;
         std::string_view rest = trim(line.substr(i));
-        return !rest.empty() && rest.front() == '=' ? Format::legacy : Format::yaml;
+        if (!rest.empty() && rest.front() == '=') return Format::legacy;
+        // An upper-case 1.2 key with its '=' missing (TCP_PORTS "1,11") is a
+        // legacy typo, best reported by the legacy reader at its own line; a
+        // pasted "TCP_PORTS:" stays YAML (which then names the YAML key).
+        const std::string_view ident = line.substr(0, i);
+        const bool upper = std::none_of(ident.begin(), ident.end(),
+                                        [](char ch) { return std::islower(static_cast<unsigned char>(ch)); });
+        return upper && (rest.empty() || rest.front() != ':') ? Format::legacy : Format::yaml;
     }
     return Format::yaml;  // empty file: all defaults, in the native format
 }

@@ -20,7 +20,12 @@ std::string upper(std::string_view s) {
     return out;
 }
 
-std::string unknown_key_message(std::string_view name) {
+std::string unknown_key_message(std::string_view name, const LoadOptions& opts) {
+    // The two settings of Debian's /etc/default/portsentry, pasted here.
+    if (name == "TCP_MODE" || name == "UDP_MODE")
+        return fmt::format("{} does not belong in portsentry.conf: set it in {} (the --defaults file) or "
+                           "give -{} on the command line",
+                           name, opts.defaults_file, name == "TCP_MODE" ? "atcp/-stcp/-tcp" : "audp/-sudp/-udp");
     // A native-only knob spelled the 1.2 way: say where it lives instead.
     for (const auto& k : keys()) {
         if (k.legacy.empty() && upper(k.yaml) == upper(name))
@@ -39,9 +44,15 @@ std::string unknown_key_message(std::string_view name) {
 }  // namespace
 
 Config parse_legacy(const std::string& text, const std::string& name, const LoadOptions& opts) {
+    std::string t = text;
+    detail::normalize(t);
+    return detail::parse_legacy_text(t, name, opts);
+}
+
+Config detail::parse_legacy_text(std::string_view text, const std::string& name, const LoadOptions& opts) {
     detail::ParseState st;
     st.syntax = Syntax::legacy;
-    st.base_dir = detail::dir_of(name);
+    st.base_dir = detail::absolute_dir_of(name);
     st.cfg.source_file = name;
     st.cfg.legacy = true;
     for (const auto& k : keys()) {
@@ -49,21 +60,24 @@ Config parse_legacy(const std::string& text, const std::string& name, const Load
         if (k.legacy_default) (void)set_value(k, st.cfg, k.legacy_default, Syntax::yaml);
     }
 
-    auto lines = detail::split_lines(text);
-    for (size_t i = 0; i < lines.size(); ++i) {
-        const unsigned lineno = static_cast<unsigned>(i + 1);
-        std::string_view line = detail::trim(lines[i]);
-        if (line.empty() || line.front() == '#') continue;
+    detail::for_each_line(text, [&](std::string_view raw, unsigned lineno) {
+        std::string_view line = detail::trim(raw);
+        if (line.empty() || line.front() == '#') return;
 
         size_t n = 0;
         while (n < line.size() && (std::isalnum(static_cast<unsigned char>(line[n])) || line[n] == '_')) ++n;
         std::string_view key = line.substr(0, n);
         std::string_view rest = detail::trim(line.substr(n));
+        // A line refused before its value is read still names its key: no
+        // follow-up error ("TCP_PORTS is empty") for it.
+        auto refuse = [&](std::string msg) {
+            if (const KeyInfo* k = find_legacy_key(key)) st.failed.emplace(k->yaml);
+            st.error(name, lineno, std::move(msg));
+        };
         if (key.empty() || rest.empty() || rest.front() != '=') {
-            st.error(name, lineno,
-                     key.empty() ? fmt::format("'{}': expected KEY=\"value\"", line)
+            refuse(key.empty() ? fmt::format("'{}': expected KEY=\"value\"", line)
                                  : fmt::format("expected '=' after {}: KEY=\"value\"", key));
-            continue;
+            return;
         }
         rest = detail::trim(rest.substr(1));
 
@@ -71,15 +85,14 @@ Config parse_legacy(const std::string& text, const std::string& name, const Load
         if (!rest.empty() && rest.front() == '"') {
             size_t close = rest.find('"', 1);
             if (close == std::string_view::npos) {
-                st.error(name, lineno, fmt::format("{}: missing closing quote: expected KEY=\"value\"", key));
-                continue;
+                refuse(fmt::format("{}: missing closing quote: expected KEY=\"value\"", key));
+                return;
             }
             value = rest.substr(1, close - 1);
             std::string_view after = detail::trim(rest.substr(close + 1));
             if (!after.empty() && after.front() != '#') {
-                st.error(name, lineno,
-                         fmt::format("{}: unexpected text after the closing quote: '{}'", key, after));
-                continue;
+                refuse(fmt::format("{}: unexpected text after the closing quote: '{}'", key, after));
+                return;
             }
         } else {
             // Bare value: up to a # that starts a comment (preceded by a blank).
@@ -94,20 +107,21 @@ Config parse_legacy(const std::string& text, const std::string& name, const Load
 
         const KeyInfo* k = find_legacy_key(key);
         if (!k) {
-            st.error(name, lineno, unknown_key_message(key));
-            continue;
+            // Past the kept diagnostics only the count matters: skip the costly hint.
+            st.error(name, lineno, st.full() ? std::string() : unknown_key_message(key, opts));
+            return;
         }
         if (auto prev = st.where.find(k->yaml); prev != st.where.end()) {
             // 1.2 silently used the first one; the stock file warns to
             // uncomment only one KILL_ROUTE, so a second one is a mistake.
-            st.error(name, lineno,
+            st.key_error(k->yaml, {name, lineno},
                      fmt::format("{} is set twice (first on line {}): keep one", key, prev->second.line));
-            continue;
+            return;
         }
         st.where[std::string(k->yaml)] = detail::Where{name, lineno};
         if (auto err = set_value(*k, st.cfg, value, Syntax::legacy))
-            st.error(name, lineno, fmt::format("{}: {}", key, *err));
-    }
+            st.key_error(k->yaml, {name, lineno}, fmt::format("{}: {}", key, *err));
+    });
 
     // Modes live outside portsentry.conf: argv flags, else /etc/default/portsentry.
     if (!detail::apply_mode_flags(st, opts.mode_flags)) detail::apply_defaults_file(st, opts.defaults_file);

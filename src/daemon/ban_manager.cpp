@@ -18,6 +18,14 @@ kernel::BanElement element(const net::Cidr& p, std::chrono::seconds t) {
     return e;
 }
 
+// ::ffff:198.51.100.7 names the IPv4 host: the kernel sees it in `banned`,
+// and the ignore list and protection know it as IPv4.
+net::Cidr plain(const net::Cidr& c) {
+    const net::IpAddr a = c.addr.unmapped();
+    if (a.family == c.addr.family || c.prefix < 96) return c;
+    return net::Cidr{a, static_cast<uint8_t>(c.prefix - 96)};
+}
+
 std::optional<std::chrono::seconds> left_of(std::chrono::seconds t) {
     if (t.count() > 0) return t;
     return std::nullopt;
@@ -202,8 +210,9 @@ void BanManager::aggregate_one(const net::IpAddr& host, int64_t now) {
                               permanent ? std::string("permanently") : fmt::format("for {}s", bt.count())));
 }
 
-BanManager::BanResult BanManager::ban(const net::Cidr& c, const std::string& origin,
+BanManager::BanResult BanManager::ban(const net::Cidr& given, const std::string& origin,
                                       std::optional<std::chrono::seconds> time, int64_t now) {
+    const net::Cidr c = plain(given);
     static const engine::Protection kNone;
     if (auto why = engine::refuse_ban(c, settings_.ignore, protection_ ? *protection_ : kNone))
         return {fmt::format("refusing to ban {}: {}", c.to_string(), *why), {}};
@@ -222,6 +231,8 @@ BanManager::BanResult BanManager::ban(const net::Cidr& c, const std::string& ori
                 return {fmt::format("cannot ban {}: {}", c.to_string(), ex.what()), {}};
             }
         }
+        // Counted afresh once the prefix's ban ends (it may end first).
+        forget_hosts(inside);
         for (const auto& p : inside) store_.end_ban(p, now, c.to_string());
     } else if (auto failed = install({element(c, bt)}, now); !failed.empty()) {
         return {fmt::format("cannot ban {}: {}", c.to_string(), failed.begin()->second), {}};
@@ -236,7 +247,8 @@ BanManager::BanResult BanManager::ban(const net::Cidr& c, const std::string& ori
     return {"", bt};
 }
 
-BanManager::UnbanResult BanManager::unban(const net::Cidr& c, int64_t now) {
+BanManager::UnbanResult BanManager::unban(const net::Cidr& given, int64_t now) {
+    const net::Cidr c = plain(given);
     UnbanResult res;
     res.lifted = store_.within(c, now, true);
     if (kernel_) {
@@ -284,9 +296,9 @@ void BanManager::trim(int64_t now) {
         for (const BanRecord* r : store_.eviction_order(family, now, excess)) gone.push_back(r->prefix);
         for (const auto& p : gone) {
             listener_.event("evicted", {{"prefix", p.to_string()}, {"set_size", settings_.set_size}});
+            forget_hosts(store_.within(p, now, false));  // a /64's folded hosts too
             store_.end_ban(p, now, "evicted");
         }
-        forget_hosts(gone);
         counters_.evictions += excess;
         listener_.changed(false);
         listener_.note(fmt::format("portsentry-nfq: the ban table holds {} {} bans but ban_set_size is {}: evicted "
@@ -310,6 +322,7 @@ void BanManager::replay_blocked(int64_t now) {
 
 std::vector<kernel::BanElement> BanManager::active_elements(int64_t now) const {
     std::vector<kernel::BanElement> out;
+    out.reserve(store_.records().size());  // a restore: up to millions, no regrowth
     for (const auto& [p, r] : store_.records()) {
         if (!r.active(now)) continue;
         kernel::BanElement e{p, std::nullopt};

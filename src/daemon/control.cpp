@@ -7,8 +7,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <system_error>
+
+#include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
 
 namespace portsentry::daemon {
 
@@ -22,7 +26,7 @@ sockaddr_un make_addr(const std::string& path) {
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
     if (path.size() >= sizeof sa.sun_path)
-        throw std::system_error(ENAMETOOLONG, std::generic_category(), "control socket path " + path);
+        throw base::sys_error("control socket path " + path, ENAMETOOLONG);
     std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
     return sa;
 }
@@ -33,20 +37,6 @@ bool wait_fd(int fd, short events) {
     do r = ::poll(&p, 1, kIoTimeoutMs);
     while (r < 0 && errno == EINTR);
     return r > 0;
-}
-
-bool write_all(int fd, const std::string& s) {
-    size_t off = 0;
-    while (off < s.size()) {
-        ssize_t n = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            if (errno == EAGAIN && wait_fd(fd, POLLOUT)) continue;
-            return false;
-        }
-        off += static_cast<size_t>(n);
-    }
-    return true;
 }
 
 std::string read_until_eof(int fd, size_t limit, bool stop_at_newline) {
@@ -67,39 +57,39 @@ std::string read_until_eof(int fd, size_t limit, bool stop_at_newline) {
 
 ControlServer::ControlServer(std::string path) : path_(std::move(path)) {
     auto sa = make_addr(path_);
-    fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_UNIX)");
+    fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd_) throw base::sys_error("socket(AF_UNIX)");
     ::unlink(path_.c_str());  // stale socket of a killed daemon; the instance lock guards a live one
     // umask during bind so the socket never exists with wider permissions.
     mode_t old = ::umask(0077);
-    int r = ::bind(fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    int r = ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
     int e = errno;
     ::umask(old);
-    if (r == 0) ::chmod(path_.c_str(), 0600);  // DESIGN.md §7: mode 0600 exactly
-    if (r < 0 || ::listen(fd_, 16) < 0) {
+    if (r == 0) ::chmod(path_.c_str(), 0600);  // docs/ARCHITECTURE.md, "Files": mode 0600 exactly
+    if (r < 0 || ::listen(fd_.get(), 16) < 0) {
         if (r >= 0) e = errno;
-        ::close(fd_);
-        throw std::system_error(e, std::generic_category(), "cannot listen on control socket " + path_);
+        fd_.reset();
+        throw base::sys_error("cannot listen on control socket " + path_, e);
     }
 }
 
 ControlServer::~ControlServer() {
-    if (fd_ >= 0) {
-        ::close(fd_);
+    if (fd_) {
+        fd_.reset();
         ::unlink(path_.c_str());
     }
 }
 
 void ControlServer::serve_one(const std::function<ControlReply(const std::string&)>& handler) {
-    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-    if (c < 0) return;
+    base::UniqueFd c(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!c) return;
     ucred cred{};
     socklen_t len = sizeof cred;
     ControlReply reply;
-    if (::getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
+    if (::getsockopt(c.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || cred.uid != 0) {
         reply = {1, "error: permission denied: the control socket is root-only\n"};
     } else {
-        std::string req = read_until_eof(c, kMaxRequest, true);
+        std::string req = read_until_eof(c.get(), kMaxRequest, true);
         if (auto nl = req.find('\n'); nl != std::string::npos) req.resize(nl);
         try {
             reply = handler(req);
@@ -107,25 +97,24 @@ void ControlServer::serve_one(const std::function<ControlReply(const std::string
             reply = {1, std::string("error: ") + e.what() + "\n"};
         }
     }
-    write_all(c, std::to_string(reply.status) + "\n" + reply.text);
-    ::close(c);
+    // A client that left gets nothing; the reply is best effort.
+    (void)base::write_all(c.get(), std::to_string(reply.status) + "\n" + reply.text,
+                          std::chrono::milliseconds{kIoTimeoutMs});
 }
 
 std::optional<ControlReply> control_request(const std::string& path, const std::string& request) {
     auto sa = make_addr(path);
-    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket(AF_UNIX)");
+    base::UniqueFd owner(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    const int fd = owner.get();
+    if (!owner) throw base::sys_error("socket(AF_UNIX)");
     if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
         int e = errno;
-        ::close(fd);
         if (e == ENOENT || e == ECONNREFUSED) return std::nullopt;
-        throw std::system_error(e, std::generic_category(), "cannot connect to " + path);
+        throw base::sys_error("cannot connect to " + path, e);
     }
     std::string req = request + "\n";
-    if (!write_all(fd, req)) {
-        int e = errno;
-        ::close(fd);
-        throw std::system_error(e, std::generic_category(), "cannot send to " + path);
+    if (int e = base::write_all(fd, req); e != 0) {
+        throw base::sys_error("cannot send to " + path, e);
     }
     ::shutdown(fd, SHUT_WR);
     // Replies can be long (`list`), and the daemon may be busy for a moment.
@@ -137,7 +126,7 @@ std::optional<ControlReply> control_request(const std::string& path, const std::
         if (n <= 0) break;
         buf.append(chunk, static_cast<size_t>(n));
     }
-    ::close(fd);
+    owner.reset();
     ControlReply r;
     auto nl = buf.find('\n');
     if (nl == std::string::npos) return ControlReply{1, "error: empty reply from daemon\n"};

@@ -8,14 +8,12 @@
 #include <iostream>
 #include <system_error>
 
-#include "portsentry/actions/validate.hpp"
+#include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
 #include "portsentry/daemon/service.hpp"
 
 namespace portsentry::daemon {
 
-namespace {
-std::system_error sys_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
-}  // namespace
 
 std::vector<net::Cidr> local_addresses() {
     std::vector<net::Cidr> out;
@@ -37,11 +35,8 @@ std::vector<net::Cidr> local_addresses() {
 }
 
 config::Config load_config(const Options& o) {
+    // PORT_BANNER and command templates are checked by config::load, with their line.
     auto cfg = config::load(o.config_path, o.load);
-    // PORT_BANNER goes to attackers' sockets verbatim: the actions layer owns
-    // what is acceptable there, so --check and reload reject the same texts.
-    if (auto err = actions::validate_banner(cfg.port_banner); !err.empty())
-        throw config::ConfigError({config::Diagnostic{cfg.source_file, 0, err}});
     if (o.dry_run) cfg.dry_run = true;
     if (o.ban_time) cfg.ban_time = *o.ban_time;
     if (o.steer) cfg.steer = *o.steer;
@@ -50,13 +45,18 @@ config::Config load_config(const Options& o) {
     return cfg;
 }
 
+void prepare_directories(const config::Config& c) {
+    for (const std::string* f : {&c.state_file, &c.history_file, &c.blocked_file, &c.json_log})
+        if (!f->empty()) base::make_directories(base::dir_of(*f), 0700);
+}
+
 int run(const Options& o) {
     // Block the signals the service reads through signalfd before any
     // thread starts (the resolver's and state writer's threads inherit it).
     sigset_t mask;
     sigemptyset(&mask);
     for (int s : {SIGHUP, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&mask, s);
-    if (::sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) throw sys_error("sigprocmask");
+    if (::sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) throw base::sys_error("sigprocmask");
     ::signal(SIGPIPE, SIG_IGN);
     Service svc(o);
     // The table is loaded: from now on, losing these files is refused (config_path.hpp).

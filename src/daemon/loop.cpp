@@ -1,5 +1,7 @@
 #include "portsentry/daemon/loop.hpp"
 
+#include "portsentry/base/error.hpp"
+
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -9,14 +11,11 @@
 
 namespace portsentry::daemon {
 
-namespace {
-std::system_error loop_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
-}  // namespace
 
 Now Now::read() { return {std::chrono::steady_clock::now(), static_cast<int64_t>(std::time(nullptr))}; }
 
 Loop::Loop() : ep_(::epoll_create1(EPOLL_CLOEXEC)) {
-    if (ep_ < 0) throw loop_error("epoll_create1");
+    if (ep_ < 0) throw base::sys_error("epoll_create1");
 }
 
 Loop::~Loop() { ::close(ep_); }
@@ -25,7 +24,7 @@ void Loop::add(int fd, std::string name, Callback cb) {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.fd = fd;
-    if (::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) < 0) throw loop_error(("epoll_ctl add " + name).c_str());
+    if (::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev) < 0) throw base::sys_error("epoll_ctl add " + name);
     fds_[fd] = Reg{std::move(name), std::move(cb)};
 }
 
@@ -64,7 +63,7 @@ void Loop::run() {
         const int n = ::epoll_wait(ep_, events, 16, busy ? 0 : -1);
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw loop_error("epoll_wait");
+            throw base::sys_error("epoll_wait");
         }
         for (int i = 0; i < n && !stop_; ++i) {
             // A callback may remove this fd or others: look it up each time.

@@ -89,6 +89,7 @@ void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& l
         {"hosts_deny_present", &c.hosts_deny_present},
         {"hosts_deny_failed", &c.hosts_deny_failed},
         {"response_failures", &c.response_failures},
+        {"commands_deduplicated", &c.commands_deduplicated},
     };
     for (const auto& [name, v] : figs)
         s.counter_fn(fmt::format("portsentry_responder_{}_total", name), {}, h, fn([v = v] { return *v; }));

@@ -53,7 +53,7 @@ void ProbePath::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t port
 
 std::string ProbePath::mode_name(net::L4 proto) const {
     const auto& p = proto == net::L4::tcp ? cfg_->tcp : cfg_->udp;
-    const std::string base = proto == net::L4::tcp ? "tcp" : "udp";
+    const std::string base = net::keyword(proto);
     switch (p.mode) {
         case config::Mode::stealth: return "s" + base;
         case config::Mode::advanced: return "a" + base;
@@ -135,8 +135,8 @@ void ProbePath::report(Pending& p, const std::string& ban_error) {
         }
     }
     // A response failed ("Could not block host"): let the next probe from
-    // this source try again instead of "already blocked".
-    if (!res.responded_ok) engine_.forget(p.pkt.src);
+    // this source on this protocol try again instead of "already blocked".
+    if (!res.responded_ok) engine_.forget(p.pkt.src, p.pkt.proto);
 }
 
 }  // namespace portsentry::daemon

@@ -18,7 +18,10 @@
 #include <fstream>
 #include <sstream>
 
+#include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
 #include "portsentry/daemon/daemon.hpp"
+#include "portsentry/kernel/mnl_socket.hpp"
 
 namespace portsentry::daemon {
 
@@ -188,23 +191,12 @@ namespace portsentry::daemon {
 
 namespace {
 
-struct MnlClose {
-    void operator()(mnl_socket* s) const { mnl_socket_close(s); }
-};
-
-std::system_error sys_err(const std::string& what) { return std::system_error(errno, std::generic_category(), what); }
-
-std::string dir_of(const std::string& path) {
-    auto d = std::filesystem::path(path).parent_path();
-    return d.empty() ? "." : d.string();
-}
-
 std::string base_of(const std::string& path) { return std::filesystem::path(path).filename().string(); }
 
 }  // namespace
 
 struct ProtectWatch::Impl {
-    std::unique_ptr<mnl_socket, MnlClose> nl;
+    kernel::MnlSocket nl;
     int ino = -1;
     // Watch descriptor -> file names in that directory we care about.
     std::vector<std::pair<int, std::vector<std::string>>> dirs;
@@ -232,18 +224,18 @@ struct ProtectWatch::Impl {
 ProtectWatch::ProtectWatch(const ProtectSources& src) : impl_(std::make_unique<Impl>()) {
     auto& m = *impl_;
     m.nl.reset(mnl_socket_open2(NETLINK_ROUTE, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!m.nl) throw sys_err("rtnetlink socket");
+    if (!m.nl) throw base::sys_error("rtnetlink socket");
     const unsigned groups = RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
-    if (mnl_socket_bind(m.nl.get(), groups, MNL_SOCKET_AUTOPID) < 0) throw sys_err("rtnetlink bind (address/route events)");
+    if (mnl_socket_bind(m.nl.get(), groups, MNL_SOCKET_AUTOPID) < 0) throw base::sys_error("rtnetlink bind (address/route events)");
     m.ino = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
-    if (m.ino < 0) throw sys_err("inotify_init1");
-    m.watch_dir(dir_of(src.resolv_conf), base_of(src.resolv_conf));
+    if (m.ino < 0) throw base::sys_error("inotify_init1");
+    m.watch_dir(base::dir_of(src.resolv_conf), base_of(src.resolv_conf));
     // A symlinked resolv.conf (systemd-resolved, resolvconf) changes in its
     // target's directory, not in /etc.
     std::error_code ec;
     auto target = std::filesystem::canonical(src.resolv_conf, ec);
     if (!ec && target.string() != src.resolv_conf) m.watch_dir(target.parent_path().string(), target.filename().string());
-    m.watch_dir(dir_of(src.utmp), base_of(src.utmp));
+    m.watch_dir(base::dir_of(src.utmp), base_of(src.utmp));
 }
 
 ProtectWatch::~ProtectWatch() = default;

@@ -13,6 +13,7 @@
 #include "portsentry/actions/log.hpp"
 #include "portsentry/config/keys.hpp"
 #include "portsentry/actions/responder.hpp"
+#include "portsentry/base/error.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/keepers.hpp"
@@ -21,6 +22,7 @@
 #include "portsentry/daemon/notify.hpp"
 #include "portsentry/daemon/probe_path.hpp"
 #include "portsentry/daemon/reload.hpp"
+#include "portsentry/daemon/settings.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/daemon/state_saver.hpp"
 #include "portsentry/daemon/stats.hpp"
@@ -35,10 +37,23 @@ namespace portsentry::daemon {
 
 namespace {
 
-std::system_error sys_error(const char* what) { return std::system_error(errno, std::generic_category(), what); }
-
 BanSettings ban_settings(const config::Config& c) {
-    return {engine::BanPolicy::from_config(c), c.ban_set_size, c.ignore.entries()};
+    return {engine::BanPolicy::from_settings(engine_settings(c)), c.ban_set_size, c.ignore.entries()};
+}
+
+// SIGTERM/SIGINT during start-up. Signals are blocked before Service is built
+// (daemon.cpp run()) and the signalfd is read only once the loop runs, so a
+// signal sent meanwhile waits in the pending set: start() looks there between
+// phases and in its long loops (a million-ban restore), and gives up cleanly.
+struct StartInterrupted {
+    int signo;
+};
+
+void stop_if_asked() {
+    sigset_t pending;
+    if (::sigpending(&pending) < 0) return;
+    for (int s : {SIGTERM, SIGINT})
+        if (sigismember(&pending, s)) throw StartInterrupted{s};
 }
 
 std::string join(const std::vector<std::string>& v) {
@@ -80,7 +95,7 @@ struct Service::Impl final : BanListener, CommandHandler {
         : opts(o),
           cfg(std::move(c)),
           store(cfg->state_file),
-          engine(*cfg, std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
+          engine(engine_settings(*cfg), std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
           protection(loop, o.no_ruleset ? nullptr : &nft, log),
           bans(store, o.no_ruleset ? nullptr : &nft, *this, ban_settings(*cfg), &protection.current()),
           saver(store, [this](const std::string& l) { log.write(l); }) {
@@ -142,17 +157,21 @@ void Service::Impl::start() {
     lock = LockFile::acquire(cfg->control_socket + ".lock", false);
     if (!lock.locked())
         throw std::runtime_error("another portsentry-nfq already runs with control socket " + cfg->control_socket);
+    prepare_directories(*cfg);
     responder = std::make_unique<actions::Responder>(*cfg, log);
     events.open(cfg->json_log);
     std::vector<std::string> warnings;
-    store.load(&warnings);
+    store.load(&warnings, stop_if_asked);
     for (const auto& w : warnings) log.write("portsentry-nfq: " + w);
+    stop_if_asked();
     bans.forget_history(loop.now().wall);
     backend = ruleset.choose(cfg->steer);
     protection.start(*cfg);
+    stop_if_asked();
     // Ruleset first, then the queue: packets that arrive in between are
     // accepted by `bypass` (fail-open), never lost.
     apply_ruleset();
+    stop_if_asked();
     if (!opts.no_ruleset)
         ruleset.watch([this](const char* why) { restore_ruleset(why); },
                       [this](const std::vector<net::IpAddr>& starts, const Now& n) { bans.forget_foreign(starts, n.wall); });
@@ -220,10 +239,10 @@ void Service::Impl::open_timers() {
     sigemptyset(&mask);
     for (int s : {SIGHUP, SIGTERM, SIGINT, SIGCHLD}) sigaddset(&mask, s);
     signal_fd = ::signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (signal_fd < 0) throw sys_error("signalfd");
+    if (signal_fd < 0) throw base::sys_error("signalfd");
     loop.add(signal_fd, "signal", [this](const Now&) { on_signal(); });
     timer_fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (timer_fd < 0) throw sys_error("timerfd_create");
+    if (timer_fd < 0) throw base::sys_error("timerfd_create");
     // One housekeeping tick per second: expiry, child reaping, state save,
     // metrics sampling, and the fallback check that our table still exists.
     itimerspec its{{1, 0}, {1, 0}};
@@ -281,7 +300,7 @@ std::string Service::Impl::status_line() {
 }
 
 ControlReply Service::Impl::why(const std::string& addr) {
-    auto r = render_why(store, {cfg->ignore, &protection.current(), engine::BanPolicy::from_config(*cfg)}, addr,
+    auto r = render_why(store, {cfg->ignore, &protection.current(), engine::BanPolicy::from_settings(engine.settings())}, addr,
                         loop.now().wall);
     auto a = net::IpAddr::parse(addr);
     if (!a || r.status != 0) return r;
@@ -347,6 +366,12 @@ ControlReply Service::Impl::reload() {
         return refused(fmt::format("{}: {}", opts.config_path, e.what()));
     }
     const ReloadPlan plan = plan_reload(*cfg, *next);
+    try {
+        prepare_directories(*next);
+    } catch (const std::exception& e) {
+        log.write(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
+        return refused(e.what());
+    }
     auto old = std::move(cfg);
     cfg = std::move(next);
     auto next_protection = protection.gather_for(*cfg);
@@ -363,7 +388,7 @@ ControlReply Service::Impl::reload() {
         bans.reconfigure(ban_settings(*cfg));
         return refused(fmt::format("{}: ruleset rejected: {}", cfg->source_file, e.what()));
     }
-    engine.reconfigure(*cfg);
+    engine.reconfigure(engine_settings(*cfg));
     responder->reconfigure(*cfg);
     responder->reopen();
     probes->reconfigure(*cfg);
@@ -383,12 +408,21 @@ ControlReply Service::Impl::reload() {
 
 Service::Service(const Options& o) {
     impl_ = std::make_unique<Impl>(o, std::make_unique<config::Config>(load_config(o)));
-    impl_->start();
+    try {
+        impl_->start();
+    } catch (const StartInterrupted& s) {
+        // Whatever start() got to stays as it is: an applied table keeps its
+        // bans (as after any SIGTERM); the state file is untouched.
+        impl_->log.write(fmt::format("portsentry-nfq: exiting on {} during start-up, before ready",
+                                     s.signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+        interrupted_ = true;
+    }
 }
 
 Service::~Service() = default;
 
 int Service::run() {
+    if (interrupted_) return 0;
     auto& m = *impl_;
     m.log.write(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
                             config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),

@@ -17,6 +17,9 @@
 #include <system_error>
 #include <utility>
 
+#include "portsentry/base/error.hpp"
+#include "portsentry/base/files.hpp"
+
 namespace portsentry::daemon {
 
 std::string format_epoch(int64_t t) {
@@ -37,11 +40,152 @@ std::optional<int64_t> BanRecord::remaining(int64_t now) const {
     return expires > now ? expires - now : 0;
 }
 
-static std::system_error sys_error(const std::string& what) {
-    return std::system_error(errno, std::generic_category(), what);
+using base::sys_error;
+
+namespace {
+
+// The fast path of load(): a line exactly as serialize_some() writes it (a
+// flat object, keys we know each at most once, plain ASCII strings without
+// escapes, non-negative integers that fit their field) is read in one pass,
+// ~20x faster than building an nlohmann DOM, which dominated start-up at a
+// million records. Anything else (whitespace, escapes, unknown or repeated
+// keys, other types, a prefix that does not parse) returns false and the line
+// goes through nlohmann as before, with the same result and the same warning.
+class FastLine {
+public:
+    explicit FastLine(std::string_view s) : s_(s) {}
+
+    bool parse(BanRecord& r) {
+        if (!eat('{')) return false;
+        unsigned seen = 0;
+        bool have_prefix = false;
+        if (peek() == '}') return false;  // no prefix: nlohmann says why
+        for (;;) {
+            std::string_view key;
+            if (!str(key) || !eat(':')) return false;
+            const int k = key_index(key);
+            if (k < 0 || (seen & (1u << k))) return false;
+            seen |= 1u << k;
+            switch (k) {
+                case 0: {
+                    std::string_view v;
+                    if (!str(v)) return false;
+                    auto c = net::Cidr::parse(v);
+                    if (!c) return false;
+                    r.prefix = *c;
+                    have_prefix = true;
+                    break;
+                }
+                case 1: if (!str_into(r.origin)) return false; break;
+                case 2: if (!num(r.first_seen, INT64_MAX)) return false; break;
+                case 3: if (!num(r.last_seen, INT64_MAX)) return false; break;
+                case 4: if (!num(r.expires, INT64_MAX)) return false; break;
+                case 5: {
+                    int64_t v;
+                    if (!num(v, UINT32_MAX)) return false;
+                    r.count = static_cast<uint32_t>(v);
+                    break;
+                }
+                case 6: {
+                    int64_t v;
+                    if (!num(v, UINT16_MAX)) return false;
+                    r.last_port = static_cast<uint16_t>(v);
+                    break;
+                }
+                case 7: if (!str_into(r.last_proto)) return false; break;
+                case 8: if (!str_into(r.last_type)) return false; break;
+                case 9: if (!str_into(r.ended)) return false; break;
+                default: return false;
+            }
+            if (eat(',')) continue;
+            if (!eat('}')) return false;
+            return have_prefix && i_ == s_.size();
+        }
+    }
+
+private:
+    static int key_index(std::string_view k) {
+        static constexpr std::string_view keys[] = {"prefix",  "origin",    "first_seen", "last_seen",  "expires",
+                                                    "count",   "last_port", "last_proto", "last_type",  "ended"};
+        for (int i = 0; i < 10; ++i)
+            if (keys[i] == k) return i;
+        return -1;
+    }
+    char peek() const { return i_ < s_.size() ? s_[i_] : '\0'; }
+    bool eat(char c) {
+        if (peek() != c) return false;
+        ++i_;
+        return true;
+    }
+    bool str(std::string_view& out) {
+        if (!eat('"')) return false;
+        const size_t b = i_;
+        for (; i_ < s_.size(); ++i_) {
+            const auto c = static_cast<unsigned char>(s_[i_]);
+            if (c == '"') {
+                out = s_.substr(b, i_ - b);
+                ++i_;
+                return true;
+            }
+            if (c < 0x20 || c >= 0x7f || c == '\\') return false;  // escapes, UTF-8: nlohmann's job
+        }
+        return false;
+    }
+    bool str_into(std::string& out) {
+        std::string_view v;
+        if (!str(v)) return false;
+        out.assign(v);
+        return true;
+    }
+    // JSON's integer grammar without a sign: no leading zero, at most `max`.
+    bool num(int64_t& out, int64_t max) {
+        const size_t b = i_;
+        uint64_t v = 0;
+        for (; i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9'; ++i_) {
+            if (i_ - b >= 18) return false;  // long numbers: nlohmann decides
+            v = v * 10 + static_cast<uint64_t>(s_[i_] - '0');
+        }
+        const size_t len = i_ - b;
+        if (len == 0 || (len > 1 && s_[b] == '0')) return false;
+        if (i_ < s_.size() && (s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E')) return false;
+        if (v > static_cast<uint64_t>(max)) return false;
+        out = static_cast<int64_t>(v);
+        return true;
+    }
+
+    std::string_view s_;
+    size_t i_ = 0;
+};
+
+BanRecord parse_with_nlohmann(const std::string& line) {
+    auto j = json::parse(line);
+    auto prefix = net::Cidr::parse(j.at("prefix").get<std::string>());
+    if (!prefix) throw std::runtime_error("bad prefix");
+    BanRecord r;
+    r.prefix = *prefix;
+    r.origin = j.value("origin", "detector");
+    r.first_seen = j.value("first_seen", int64_t{0});
+    r.last_seen = j.value("last_seen", int64_t{0});
+    r.expires = j.value("expires", int64_t{0});
+    r.count = j.value("count", uint32_t{1});
+    r.last_port = j.value("last_port", uint16_t{0});
+    r.last_proto = j.value("last_proto", "");
+    r.last_type = j.value("last_type", "");
+    r.ended = j.value("ended", "");
+    return r;
 }
 
-void BanStore::load(std::vector<std::string>* warnings) {
+}  // namespace
+
+std::optional<BanRecord> parse_record_line(const std::string& line) {
+    BanRecord r;
+    r.count = 1;  // nlohmann's default when the key is absent
+    r.origin = "detector";
+    if (FastLine(line).parse(r)) return r;
+    return std::nullopt;
+}
+
+void BanStore::load(std::vector<std::string>* warnings, const std::function<void()>& progress) {
     records_.clear();
     std::ifstream in(path_);
     if (!in) {
@@ -52,23 +196,15 @@ void BanStore::load(std::vector<std::string>* warnings) {
     unsigned lineno = 0;
     while (std::getline(in, line)) {
         ++lineno;
+        if (progress && lineno % kLoadSlice == 0) progress();
         if (line.empty() || line[0] == '#') continue;
         try {
-            auto j = json::parse(line);
-            auto prefix = net::Cidr::parse(j.at("prefix").get<std::string>());
-            if (!prefix) throw std::runtime_error("bad prefix");
-            BanRecord r;
-            r.prefix = *prefix;
-            r.origin = j.value("origin", "detector");
-            r.first_seen = j.value("first_seen", int64_t{0});
-            r.last_seen = j.value("last_seen", int64_t{0});
-            r.expires = j.value("expires", int64_t{0});
-            r.count = j.value("count", uint32_t{1});
-            r.last_port = j.value("last_port", uint16_t{0});
-            r.last_proto = j.value("last_proto", "");
-            r.last_type = j.value("last_type", "");
-            r.ended = j.value("ended", "");
-            records_[r.prefix] = std::move(r);
+            std::optional<BanRecord> fast = parse_record_line(line);
+            BanRecord r = fast ? std::move(*fast) : parse_with_nlohmann(line);
+            // The file is written in key order: the hint makes each insert
+            // O(1) instead of O(log n). A repeated prefix: the last line wins.
+            auto it = records_.try_emplace(records_.end(), r.prefix);
+            it->second = std::move(r);
         } catch (const std::exception& e) {
             if (warnings)
                 warnings->push_back(path_ + ":" + std::to_string(lineno) + ": skipped malformed ban record (" +
@@ -147,40 +283,7 @@ bool BanStore::serialize_some(std::string& out, std::optional<net::Cidr>& cursor
     return false;
 }
 
-void BanStore::save() const { write_file_atomically(path_, serialize()); }
-
-void write_file_atomically(const std::string& path, const std::vector<std::string>& parts) {
-    const std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0) throw sys_error("cannot write " + tmp);
-    for (const std::string& part : parts) {
-        const char* p = part.data();
-        size_t left = part.size();
-        while (left > 0) {
-            ssize_t n = ::write(fd, p, left);
-            if (n < 0) {
-                if (errno == EINTR) continue;
-                auto err = sys_error("cannot write " + tmp);
-                ::close(fd);
-                throw err;
-            }
-            p += n;
-            left -= static_cast<size_t>(n);
-        }
-    }
-    // fsync before rename: after a crash the file is either old or new, never empty.
-    if (::fsync(fd) < 0) {
-        auto err = sys_error("cannot flush " + tmp);
-        ::close(fd);
-        throw err;
-    }
-    if (::close(fd) < 0) throw sys_error("cannot flush " + tmp);
-    if (::rename(tmp.c_str(), path.c_str()) < 0) throw sys_error("cannot rename " + tmp + " to " + path);
-}
-
-void write_file_atomically(const std::string& path, std::string content) {
-    write_file_atomically(path, std::vector<std::string>{std::move(content)});
-}
+void BanStore::save() const { base::write_file_atomically(path_, serialize()); }
 
 // ------------------------------------------------------------- StateWriter
 
@@ -235,7 +338,7 @@ void StateWriter::run() {
         std::string err;
         const auto t0 = std::chrono::steady_clock::now();
         try {
-            write_file_atomically(path_, snapshot);
+            base::write_file_atomically(path_, snapshot);
         } catch (const std::exception& e) {
             err = e.what();
         }
@@ -395,39 +498,24 @@ std::vector<net::Cidr> BanStore::hosts_within(const net::Cidr& prefix, int64_t n
 
 LockFile LockFile::acquire(const std::string& path, bool wait) {
     LockFile l;
-    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     // The default lives in the unit's RuntimeDirectory=, which systemd
     // removes when the service stops: offline commands (and a daemon run by
     // hand) make it again, root-only like the socket in it.
-    if (fd < 0 && errno == ENOENT) {
+    if (!fd && errno == ENOENT) {
         const auto slash = path.rfind('/');
         if (slash != std::string::npos && slash > 0 && ::mkdir(path.substr(0, slash).c_str(), 0700) == 0)
-            fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+            fd = base::UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         else
             errno = ENOENT;
     }
-    if (fd < 0) throw sys_error("cannot open lock file " + path);
-    if (::flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
-        int e = errno;
-        ::close(fd);
-        if (e == EWOULDBLOCK) return l;
-        throw std::system_error(e, std::generic_category(), "cannot lock " + path);
+    if (!fd) throw sys_error("cannot open lock file " + path);
+    if (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
+        if (errno == EWOULDBLOCK) return l;
+        throw sys_error("cannot lock " + path);
     }
-    l.fd_ = fd;
+    l.fd_ = std::move(fd);
     return l;
-}
-
-LockFile& LockFile::operator=(LockFile&& o) noexcept {
-    if (this != &o) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = o.fd_;
-        o.fd_ = -1;
-    }
-    return *this;
-}
-
-LockFile::~LockFile() {
-    if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace portsentry::daemon

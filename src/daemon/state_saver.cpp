@@ -67,13 +67,19 @@ void StateSaver::save_now() {
     report(writer_->flush());
 }
 
-// A failing state file is logged once per distinct error, and its recovery;
-// a failed snapshot is retried at the next tick.
+// A failing state file is logged when the error changes, again every
+// kRelog while it lasts, and its recovery; a failed snapshot is retried at
+// the next tick.
 void StateSaver::report(const std::string& err) {
     const uint64_t written = writer_->counters().written;
     if (!err.empty()) {
         dirty_ = true;
-        if (err != error_) log_(fmt::format("portsentry-nfq: cannot save state: {}", err));
+        const auto now = Clock::now();
+        if (err != error_ || now - logged_at_ >= kRelog) {
+            log_(fmt::format("portsentry-nfq: cannot save state: {} (failing writes so far: {})", err,
+                             writer_->counters().failed));
+            logged_at_ = now;
+        }
         error_ = err;
         written_at_error_ = written;
     } else if (!error_.empty() && written > written_at_error_) {

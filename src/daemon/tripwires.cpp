@@ -53,6 +53,11 @@ void Tripwires::bind_one(net::L4 proto, uint16_t port) {
     }
     int off = 0;  // dual-stack: one socket sees IPv4 (mapped) and IPv6
     ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);
+    // A restart right after scans: the tripwire's closed connections sit in
+    // TIME_WAIT. SO_REUSEADDR lets the listener come back; a port a live
+    // service listens on still refuses the bind (and is skipped, as 1.2 did).
+    int on = 1;
+    if (proto == net::L4::tcp) ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     sockaddr_in6 sa{};
     sa.sin6_family = AF_INET6;
     sa.sin6_port = htons(port);

@@ -1,6 +1,7 @@
 #include "portsentry/engine/engine.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace portsentry::engine {
 
@@ -28,7 +29,7 @@ std::array<uint8_t, 16> hash_key(uint64_t seed) noexcept {
 // BLOCK_* as the engine applies it: --dry-run acts as 0 everywhere; the config
 // layer rejects values other than 0/1/2, anything else is treated as 1 (block)
 // so a bad value errs on the protective side.
-int effective_block(const config::Config& cfg, net::L4 proto) noexcept {
+int effective_block(const Settings& cfg, net::L4 proto) noexcept {
     if (cfg.dry_run) return 0;
     const int b = (proto == net::L4::udp ? cfg.udp : cfg.tcp).block;
     return (b == 0 || b == 2) ? b : 1;
@@ -36,18 +37,16 @@ int effective_block(const config::Config& cfg, net::L4 proto) noexcept {
 
 }  // namespace
 
-Engine::Engine(const config::Config& cfg, uint64_t hash_seed)
-    : cfg_(&cfg),
-      kill_route_builtin_(cfg.kill_route_is_builtin()),
+Engine::Engine(Settings settings, uint64_t hash_seed)
+    : settings_(std::move(settings)),
       // Keyed from the seed, not the default IpAddrHash (that one reads
       // entropy: a syscall the engine must not make).
       protected_logged_(16, net::IpAddrHash(hash_key(hash_seed))),
-      table_(cfg.max_tracked_sources, hash_key(hash_seed)) {}
+      table_(settings_.max_tracked_sources, hash_key(hash_seed)) {}
 
-void Engine::reconfigure(const config::Config& cfg) {
-    cfg_ = &cfg;
-    kill_route_builtin_ = cfg.kill_route_is_builtin();
-    table_.set_capacity(cfg.max_tracked_sources);
+void Engine::reconfigure(Settings settings) {
+    settings_ = std::move(settings);
+    table_.set_capacity(settings_.max_tracked_sources);
     counters_.evictions = table_.evictions();
 }
 
@@ -61,13 +60,13 @@ Decision Engine::on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t /*p
                              TimePoint now) noexcept {
     const ScanType t = proto == net::L4::udp ? ScanType::udp_tripwire : ScanType::tcp_connect;
     // A completed TCP handshake proves the source: exempt from the ban-rate
-    // caps (DESIGN.md §7). A UDP datagram proves nothing.
+    // caps (docs/ARCHITECTURE.md, "Under attack"). A UDP datagram proves nothing.
     return decide(src, proto, t, false, true, now, proto == net::L4::tcp);
 }
 
 Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type,
                         bool ip_options, bool watched, TimePoint now, bool proven) noexcept {
-    const config::Config& cfg = *cfg_;
+    const Settings& cfg = settings_;
     ++counters_.packets;
 
     Decision d;
@@ -116,21 +115,30 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     const uint32_t idx = table_.acquire(src);
     counters_.evictions = table_.evictions();
     detail::SourceState& st = table_.state(idx);
+    const size_t pi = detail::SourceState::proto_index(proto);
+    detail::ProtoTimes& pt = st.times[pi];
+    detail::ProtoFlags& pf = st.flags[pi];
     st.last_probe = now;
     st.last_rate_limited = false;
 
     if (st.banned && !st.ban_permanent && now >= st.ban_until) st.banned = false;  // expired
+    if (pf.blocked && !pf.block_permanent && now >= pt.block_until) pf.blocked = false;
 
-    // Already blocked: an active response, or (BLOCK 0 / dry-run) reported once
-    // this run — a host banned under BLOCK 1 whose ban expired is new again.
-    if (st.banned || (d.block == 0 && st.reported_once)) {
+    // Already blocked: an nft ban (it drops every protocol), an active
+    // response for this protocol, or (BLOCK 0 / dry-run) this protocol
+    // reported once this run — a host whose ban expired is new again, and a
+    // host reported for the other protocol only is reported for this one
+    // (1.2's separate TCP and UDP detectors and blocked files).
+    if (st.banned || pf.blocked || (d.block == 0 && pf.reported_once)) {
         ++counters_.already_blocked;
-        if (st.already_logged && now - st.last_already_log < already_blocked_log_interval) {
+        // One line per source and protocol per interval: at most two a
+        // source, as 1.2's two detectors would have written.
+        if (pf.already_logged && now - pt.last_already_log < already_blocked_log_interval) {
             d.log_suppressed = true;
             ++counters_.log_suppressed;
         } else {
-            st.already_logged = true;
-            st.last_already_log = now;
+            pf.already_logged = true;
+            pt.last_already_log = now;
         }
         table_.settle(idx);
         return finish(Decision::Outcome::already_blocked, verdict);
@@ -162,18 +170,28 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
     }
     ++counters_.reported;
     st.count = 0;  // a host reported again after its ban expired starts from zero
-    st.already_logged = false;
+    pf.already_logged = false;
+    const detail::ProtoFlags& of = st.flags[1 - pi];
+    d.other_protocol = of.reported_once || (of.blocked && (of.block_permanent || now < st.times[1 - pi].block_until));
     if (d.block == 0) {
-        st.reported_once = true;
+        pf.reported_once = true;
     } else {
-        st.banned = true;
-        st.ban_permanent = cfg.ban_time.count() == 0;
-        st.ban_until = now + cfg.ban_time;
-        d.run_cmd = !cfg.kill_run_cmd.empty();
+        pf.blocked = true;
+        pf.block_permanent = cfg.ban_time.count() == 0;
+        pt.block_until = now + cfg.ban_time;
+        d.run_cmd = cfg.kill_run_cmd;
         if (d.block == 1) {
-            d.ban = !cfg.kill_route.empty();
-            d.custom_kill_route = d.ban && !kill_route_builtin_;
-            d.hosts_deny = !cfg.kill_hosts_deny.empty();
+            // Not banned here (checked above): this is the source's first
+            // nft ban, never an extension or escalation of one.
+            d.ban = cfg.kill_route != KillRoute::unset;
+            d.custom_kill_route = cfg.kill_route == KillRoute::custom;
+            d.hosts_deny = cfg.kill_hosts_deny;
+            if (d.ban) {
+                st.banned = true;
+                st.ban_permanent = pf.block_permanent;
+                st.ban_until = pt.block_until;
+                st.ban_by = static_cast<int8_t>(pi);
+            }
         }
     }
     table_.settle(idx);
@@ -181,7 +199,7 @@ Decision Engine::decide(const net::IpAddr& raw_src, net::L4 proto, ScanType type
 }
 
 bool Engine::take_ban_slot(const net::IpAddr& src, TimePoint now) noexcept {
-    const config::Config& cfg = *cfg_;
+    const Settings& cfg = settings_;
     if (cfg.ban_rate_per_second > 0) {
         if (now - ban_second_start_ >= std::chrono::seconds(1)) {
             ban_second_start_ = now;
@@ -243,19 +261,46 @@ void Engine::mark_blocked(const net::IpAddr& a, TimePoint now, std::optional<Tim
     counters_.evictions = table_.evictions();
     detail::SourceState& st = table_.state(idx);
     st.count = 0;
+    // An escalation of the ban a report just asked for stays that report's
+    // (forget(a, proto) lifts it if the report's responses failed).
+    const bool reports = st.banned && st.ban_by >= 0;
     st.banned = !until || *until > now;
     st.ban_permanent = !until;
     st.ban_until = until.value_or(TimePoint{});
+    if (!st.banned || !reports) st.ban_by = -1;
+    if (!st.banned) {  // an expiry already past lifts every response with the ban
+        for (auto& f : st.flags) f.blocked = false;
+    }
     table_.settle(idx);
 }
 
 void Engine::forget(const net::IpAddr& a) { table_.erase(a.unmapped()); }
 
+void Engine::forget(const net::IpAddr& a, net::L4 proto) {
+    const uint32_t idx = table_.find(a.unmapped());
+    if (idx == detail::SourceTable::npos) return;
+    detail::SourceState& st = table_.state(idx);
+    const size_t i = detail::SourceState::proto_index(proto);
+    st.times[i] = detail::ProtoTimes{};
+    st.flags[i] = detail::ProtoFlags{};
+    if (st.ban_by == static_cast<int8_t>(i)) {  // the ban that report asked for
+        st.banned = false;
+        st.ban_by = -1;
+    }
+    table_.settle(idx);
+}
+
 bool Engine::is_blocked(const net::IpAddr& a, TimePoint now) const {
+    return is_blocked(a, net::L4::tcp, now) || is_blocked(a, net::L4::udp, now);
+}
+
+bool Engine::is_blocked(const net::IpAddr& a, net::L4 proto, TimePoint now) const {
     const uint32_t idx = table_.find(a.unmapped());
     if (idx == detail::SourceTable::npos) return false;
     const detail::SourceState& st = table_.state(idx);
-    return st.banned && (st.ban_permanent || now < st.ban_until);
+    const size_t i = detail::SourceState::proto_index(proto);
+    return (st.banned && (st.ban_permanent || now < st.ban_until)) ||
+           (st.flags[i].blocked && (st.flags[i].block_permanent || now < st.times[i].block_until));
 }
 
 std::optional<Engine::SourceInfo> Engine::source_info(const net::IpAddr& a, TimePoint now) const {

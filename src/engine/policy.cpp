@@ -4,8 +4,8 @@
 
 namespace portsentry::engine {
 
-BanPolicy BanPolicy::from_config(const config::Config& c) {
-    return BanPolicy{c.ban_time, c.ban_time_factor, c.ban_time_max, c.ipv6_aggregate_after};
+BanPolicy BanPolicy::from_settings(const Settings& s) {
+    return BanPolicy{s.ban_time, s.ban_time_factor, s.ban_time_max, s.ipv6_aggregate_after};
 }
 
 std::chrono::seconds BanPolicy::duration(uint32_t nth) const noexcept {

@@ -26,6 +26,7 @@
 
 #include "nft_build.hpp"
 #include "nl_socket.hpp"
+#include "portsentry/base/error.hpp"
 #include "portsentry/kernel/nft.hpp"
 
 namespace portsentry::kernel {
@@ -99,9 +100,9 @@ struct Nft::Impl {
 
     Impl() {
         nl.reset(mnl_socket_open(NETLINK_NETFILTER));
-        if (!nl) throw std::system_error(errno, std::generic_category(), "nftables: netlink socket");
+        if (!nl) throw base::sys_error("nftables: netlink socket");
         if (mnl_socket_bind(nl.get(), 0, MNL_SOCKET_AUTOPID) < 0)
-            throw std::system_error(errno, std::generic_category(), "nftables: netlink bind");
+            throw base::sys_error("nftables: netlink bind");
         portid = mnl_socket_get_portid(nl.get());
         int one = 1;
         // Extended ACK: the kernel's message and the offset of the refused
@@ -137,7 +138,7 @@ struct Nft::Impl {
         seq = b.next_seq();
         ensure_sndbuf(b.bytes().size());
         if (mnl_socket_sendto(nl.get(), b.bytes().data(), b.bytes().size()) < 0)
-            throw std::system_error(errno, std::generic_category(), "nftables: send batch");
+            throw base::sys_error("nftables: send batch");
         std::set<uint32_t> pending;
         for (auto& m : b.msgs())
             if (m.acked) pending.insert(m.seq);
@@ -154,7 +155,7 @@ struct Nft::Impl {
                     throw std::runtime_error(fmt::format(
                         "nftables: no reply from the kernel for {} of {} messages", pending.size(), b.acked_count()));
                 // ENOBUFS: replies were dropped; the batch outcome is unknown.
-                throw std::system_error(errno, std::generic_category(), "nftables: receive replies");
+                throw base::sys_error("nftables: receive replies");
             }
             for (auto* nlh = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(nlh, static_cast<int>(n));
                  nlh = mnl_nlmsg_next(nlh, reinterpret_cast<int*>(&n))) {
@@ -208,12 +209,12 @@ struct Nft::Impl {
         nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), type, NFPROTO_INET, flags, req);
         build(nlh);
         if (mnl_socket_sendto(nl.get(), nlh, nlh->nlmsg_len) < 0)
-            throw std::system_error(errno, std::generic_category(), fmt::format("nftables: {}", what));
+            throw base::sys_error(fmt::format("nftables: {}", what));
         for (;;) {  // replies and the final ACK/DONE may come in separate reads
             ssize_t n = mnl_socket_recvfrom(nl.get(), buf.data(), buf.size());
             if (n < 0) {
                 if (errno == EINTR) continue;
-                throw std::system_error(errno, std::generic_category(), fmt::format("nftables: {} reply", what));
+                throw base::sys_error(fmt::format("nftables: {} reply", what));
             }
             int len = static_cast<int>(n);
             for (auto* r = reinterpret_cast<const nlmsghdr*>(buf.data()); mnl_nlmsg_ok(r, len);

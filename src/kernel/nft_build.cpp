@@ -18,12 +18,15 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
 
 #include <fmt/format.h>
+
+#include "portsentry/net/packet.hpp"
 
 namespace portsentry::kernel::detail {
 namespace {
@@ -128,7 +131,8 @@ std::vector<ExprDef> l4proto_is(uint8_t proto) {
     };
 }
 
-const char* proto_name(uint8_t p) { return p == IPPROTO_TCP ? "tcp" : "udp"; }
+// `p` is IPPROTO_TCP or IPPROTO_UDP, the values of net::L4.
+const char* proto_name(uint8_t p) { return net::keyword(static_cast<net::L4>(p)); }
 
 const SetDef& set_named(const std::vector<SetDef>& sets, const std::string& n) {
     for (auto& s : sets)
@@ -160,13 +164,19 @@ bool add_pow2(std::vector<uint8_t>& key, unsigned bit_from_lsb) {
 
 // ---- elements ----------------------------------------------------------------
 
-Interval interval_of(const net::Cidr& c, std::optional<uint64_t> timeout_ms) {
+// The address length of `c` in bits; throws for what no set can hold.
+unsigned address_bits(const net::Cidr& c) {
     unsigned bits;
     if (c.addr.family == AF_INET) bits = 32;
     else if (c.addr.family == AF_INET6) bits = 128;
     else throw std::invalid_argument("nft: address family " + std::to_string(c.addr.family) + " is not IPv4/IPv6");
     if (c.prefix > bits)
         throw std::invalid_argument(fmt::format("nft: prefix /{} longer than the address", c.prefix));
+    return bits;
+}
+
+Interval interval_of(const net::Cidr& c, std::optional<uint64_t> timeout_ms) {
+    const unsigned bits = address_bits(c);
     Interval iv;
     iv.start.assign(c.addr.bytes.begin(), c.addr.bytes.begin() + bits / 8);
     for (unsigned b = c.prefix; b < bits; ++b)  // clear host bits
@@ -201,27 +211,70 @@ std::string port_text(const config::PortRange& r) {
     return r.lo == r.hi ? std::to_string(r.lo) : fmt::format("{}-{}", r.lo, r.hi);
 }
 
+namespace {
+
+// An element's prefix reduced to what drop_covered() compares: family, the
+// address with host bits cleared, and the prefix length. Throws as
+// interval_of() does for a family other than IPv4/IPv6 or an overlong prefix.
+struct PrefixKey {
+    uint8_t family;
+    uint8_t len;
+    std::array<uint8_t, 16> start;
+};
+
+PrefixKey key_of(const net::Cidr& c) {
+    (void)address_bits(c);  // validates: an element no set can hold throws here
+    PrefixKey k{c.addr.family, c.prefix, {}};
+    const unsigned full = c.prefix / 8, rest = c.prefix % 8;
+    std::copy_n(c.addr.bytes.begin(), full, k.start.begin());
+    if (rest) k.start[full] = static_cast<uint8_t>(c.addr.bytes[full] & (0xff00u >> rest));
+    return k;
+}
+
+// `outer` covers `inner`: same family, no longer, and inner's first
+// outer.len bits equal outer's (both have their host bits cleared).
+bool covers(const PrefixKey& outer, const PrefixKey& inner) {
+    if (outer.family != inner.family || outer.len > inner.len) return false;
+    const unsigned full = outer.len / 8, rest = outer.len % 8;
+    if (std::memcmp(outer.start.data(), inner.start.data(), full) != 0) return false;
+    return !rest || outer.start[full] == (inner.start[full] & (0xff00u >> rest));
+}
+
+}  // namespace
+
 std::vector<BanElement> drop_covered(std::vector<BanElement> v) {
-    // Shorter prefixes first, so a covering prefix is kept before what it covers.
-    std::stable_sort(v.begin(), v.end(), [](const BanElement& a, const BanElement& b) {
-        return a.prefix.addr.family != b.prefix.addr.family ? a.prefix.addr.family < b.prefix.addr.family
-                                                            : a.prefix.prefix < b.prefix.prefix;
+    // O(n log n): sort by (family, start, length). CIDR prefixes nest or are
+    // disjoint, so in that order whatever covers an element is the last kept
+    // one before it: any kept prefix between the two would start inside the
+    // cover, hence be covered itself and not kept. One comparison per element.
+    std::vector<PrefixKey> keys;
+    keys.reserve(v.size());
+    for (const auto& b : v) keys.push_back(key_of(b.prefix));
+    std::vector<uint32_t> order(v.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    // Stable: of equal prefixes the first given is kept (its timeout wins).
+    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        const PrefixKey &x = keys[a], &y = keys[b];
+        if (x.family != y.family) return x.family < y.family;
+        if (int c = std::memcmp(x.start.data(), y.start.data(), 16); c != 0) return c < 0;
+        return x.len < y.len;
+    });
+    std::vector<uint32_t> kept;
+    kept.reserve(v.size());
+    for (uint32_t i : order)
+        if (kept.empty() || !covers(keys[kept.back()], keys[i])) kept.push_back(i);
+    // Output in the order callers have always seen (family, then shorter
+    // prefixes first, then as given): --print-ruleset and its golden dumps
+    // list the elements this way.
+    std::stable_sort(kept.begin(), kept.end(), [&](uint32_t a, uint32_t b) {
+        const PrefixKey &x = keys[a], &y = keys[b];
+        if (x.family != y.family) return x.family < y.family;
+        if (x.len != y.len) return x.len < y.len;
+        return a < b;
     });
     std::vector<BanElement> out;
-    std::vector<Interval> kept;
-    for (auto& b : v) {
-        Interval iv = interval_of(b.prefix);
-        bool covered = false;
-        for (size_t i = 0; i < out.size() && !covered; ++i) {
-            if (out[i].prefix.addr.family != b.prefix.addr.family) continue;
-            // Nested or disjoint: covered iff our start lies in [start, end).
-            covered = kept[i].start <= iv.start && (!kept[i].end || iv.start < *kept[i].end);
-        }
-        if (!covered) {
-            out.push_back(b);
-            kept.push_back(std::move(iv));
-        }
-    }
+    out.reserve(kept.size());
+    for (uint32_t i : kept) out.push_back(std::move(v[i]));
     return out;
 }
 
@@ -276,6 +329,10 @@ RuleDef steer_rule(Backend b, uint8_t l4proto, uint16_t queue_num, uint16_t nflo
     return r;
 }
 
+// Long on purpose (~160 lines): it reads top to bottom in the order of the
+// ruleset it describes (sets, then each chain's rules as nft lists them), and
+// the golden dumps in tests/unit/kernel pin that order; split, the order
+// would live in the calls between the pieces.
 RulesetDef describe(const RulesetSpec& spec) {
     RulesetDef d;
     auto add_set = [&](std::string name, uint32_t type, uint32_t len, std::string type_text, uint32_t flags,
@@ -571,10 +628,17 @@ void add_elem(nftnl_set* s, const std::vector<uint8_t>& key, bool end, std::opti
     nftnl_set_elem_add(s, e);  // the set owns it
 }
 
+// The text of element i, for error messages; called for the first element
+// of each message only, so a million-element restore formats ~4000 of them.
+using TextOf = std::function<std::string(size_t)>;
+TextOf texts_of(const std::vector<std::string>& t) {
+    return [&t](size_t i) { return i < t.size() ? t[i] : std::string("?"); };
+}
+
 // NEWSETELEM / DELSETELEM messages for `elems`, kElemsPerMsg intervals each
 // (an interval's start and end stay in one message).
 void add_elem_msgs(Batch& b, uint16_t msg, const char* table, const std::string& set, uint32_t set_id,
-                   const std::vector<Interval>& elems, const std::vector<std::string>& texts, size_t per_msg) {
+                   const std::vector<Interval>& elems, const TextOf& text_of, size_t per_msg) {
     for (size_t i = 0; i < elems.size(); i += per_msg) {
         auto s = make_set_ref(table, set, set_id);
         size_t n = std::min(per_msg, elems.size() - i);
@@ -582,16 +646,31 @@ void add_elem_msgs(Batch& b, uint16_t msg, const char* table, const std::string&
             add_elem(s.get(), elems[k].start, false, elems[k].timeout_ms);
             if (elems[k].end) add_elem(s.get(), *elems[k].end, true, std::nullopt);
         }
-        std::string what = n == 1 && i < texts.size() ? texts[i] : fmt::format("{} elements from {}", n, i < texts.size() ? texts[i] : "?");
+        std::string what = n == 1 ? text_of(i) : fmt::format("{} elements from {}", n, text_of(i));
         b.add(msg, msg == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0,
               fmt::format("{} @{} {{ {} }}", msg == NFT_MSG_NEWSETELEM ? "add element" : "delete element", set, what),
               [&](nlmsghdr* nlh) { nftnl_set_elems_nlmsg_build_payload(nlh, s.get()); });
     }
 }
 
-// Splits bans into banned / banned6 intervals (with timeouts in ms).
-void split_bans(const std::vector<BanElement>& bans, std::vector<Interval> (&iv)[2], std::vector<std::string> (&tx)[2]) {
-    for (auto& b : drop_covered(bans)) {
+// Bans split into banned / banned6 intervals (timeouts in ms), each beside
+// the ban it came from (for its text).
+struct SplitBans {
+    std::vector<Interval> iv[2];
+    std::vector<BanElement> src[2];
+
+    TextOf text_of(int k) const {
+        return [this, k](size_t i) {
+            const BanElement& b = src[k][i];
+            return cidr_text(b.prefix) + (b.timeout ? fmt::format(" timeout {}s", b.timeout->count()) : "");
+        };
+    }
+};
+
+SplitBans split_bans(const std::vector<BanElement>& bans) {
+    SplitBans out;
+    auto kept = drop_covered(bans);
+    for (auto& b : kept) {
         std::optional<uint64_t> ms;
         if (b.timeout) {
             // The kernel reads a zero timeout as "the set default" (none here),
@@ -600,9 +679,14 @@ void split_bans(const std::vector<BanElement>& bans, std::vector<Interval> (&iv)
             ms = b.timeout->count() > 0 ? static_cast<uint64_t>(b.timeout->count()) * 1000 : 1000;
         }
         int k = b.prefix.addr.family == AF_INET6 ? 1 : 0;
-        iv[k].push_back(interval_of(b.prefix, ms));
-        tx[k].push_back(cidr_text(b.prefix) + (ms ? fmt::format(" timeout {}s", b.timeout->count()) : ""));
+        if (out.iv[k].empty()) {
+            out.iv[k].reserve(kept.size());
+            out.src[k].reserve(kept.size());
+        }
+        out.iv[k].push_back(interval_of(b.prefix, ms));
+        out.src[k].push_back(b);
     }
+    return out;
 }
 
 
@@ -610,17 +694,15 @@ void del_ban_msgs(Batch& b, const std::vector<net::Cidr>& prefixes, const BanSet
     // One message per prefix: del_bans() maps an ENOENT back to its prefix by seq.
     for (auto& p : prefixes) {
         bool v6 = p.addr.family == AF_INET6;
-        add_elem_msgs(b, NFT_MSG_DELSETELEM, kTable, v6 ? sets.v6 : sets.v4, 0, {interval_of(p)},
-                      {cidr_text(p)}, 1);
+        const std::vector<std::string> text{cidr_text(p)};
+        add_elem_msgs(b, NFT_MSG_DELSETELEM, kTable, v6 ? sets.v6 : sets.v4, 0, {interval_of(p)}, texts_of(text), 1);
     }
 }
 
 void add_ban_msgs(Batch& b, const std::vector<BanElement>& bans, const BanSets& sets) {
-    std::vector<Interval> iv[2];
-    std::vector<std::string> tx[2];
-    split_bans(bans, iv, tx);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, sets.v4, 0, iv[0], tx[0], kElemsPerMsg);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, sets.v6, 0, iv[1], tx[1], kElemsPerMsg);
+    const SplitBans sb = split_bans(bans);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, sets.v4, 0, sb.iv[0], sb.text_of(0), kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, sets.v6, 0, sb.iv[1], sb.text_of(1), kElemsPerMsg);
 }
 
 }  // namespace
@@ -647,12 +729,10 @@ Batch build_apply(const RulesetSpec& spec, const std::vector<BanElement>& bans, 
               [&](nlmsghdr* nlh) { nftnl_set_nlmsg_build_payload(nlh, st.get()); });
     }
     for (auto& s : d.sets)
-        add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, s.name, s.id, s.elems, s.elem_text, kElemsPerMsg);
-    std::vector<Interval> iv[2];
-    std::vector<std::string> tx[2];
-    split_bans(bans, iv, tx);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned", 1, iv[0], tx[0], kElemsPerMsg);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned6", 2, iv[1], tx[1], kElemsPerMsg);
+        add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, s.name, s.id, s.elems, texts_of(s.elem_text), kElemsPerMsg);
+    const SplitBans sb = split_bans(bans);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned", 1, sb.iv[0], sb.text_of(0), kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned6", 2, sb.iv[1], sb.text_of(1), kElemsPerMsg);
     for (auto& c : d.chains) add_chain_msg(b, kTable, c);
     size_t idx = 0;
     std::string last_chain;
@@ -702,8 +782,8 @@ Batch build_set_never(const std::vector<net::Cidr>& prefixes, uint32_t first_seq
         iv[k].push_back(interval_of(e.prefix));
         tx[k].push_back(cidr_text(e.prefix));
     }
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "never", 0, iv[0], tx[0], kElemsPerMsg);
-    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "never6", 0, iv[1], tx[1], kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "never", 0, iv[0], texts_of(tx[0]), kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "never6", 0, iv[1], texts_of(tx[1]), kElemsPerMsg);
     b.end();
     return b;
 }

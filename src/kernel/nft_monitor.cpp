@@ -18,6 +18,7 @@
 
 #include "nft_build.hpp"
 #include "nl_socket.hpp"
+#include "portsentry/base/error.hpp"
 #include "portsentry/kernel/nft.hpp"
 
 namespace portsentry::kernel {
@@ -64,9 +65,9 @@ struct NftMonitor::Impl {
 NftMonitor::NftMonitor(uint32_t own_portid) : impl_(std::make_unique<Impl>()) {
     impl_->own_portid = own_portid;
     impl_->nl.reset(mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    if (!impl_->nl) throw std::system_error(errno, std::generic_category(), "nftables monitor: netlink socket");
+    if (!impl_->nl) throw base::sys_error("nftables monitor: netlink socket");
     if (mnl_socket_bind(impl_->nl.get(), 1U << (NFNLGRP_NFTABLES - 1), MNL_SOCKET_AUTOPID) < 0)
-        throw std::system_error(errno, std::generic_category(), "nftables monitor: bind to NFNLGRP_NFTABLES");
+        throw base::sys_error("nftables monitor: bind to NFNLGRP_NFTABLES");
     // Every ban is an element notification too: room for bursts of them.
     detail::set_receive_buffer(mnl_socket_get_fd(impl_->nl.get()), 8 << 20);
 }

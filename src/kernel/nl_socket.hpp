@@ -19,16 +19,16 @@
 #include <system_error>
 #include <vector>
 
+#include "portsentry/base/error.hpp"
+#include "portsentry/kernel/mnl_socket.hpp"
+
 namespace portsentry::kernel::detail {
 
 [[noreturn]] inline void throw_errno(int err, const std::string& what) {
-    throw std::system_error(err, std::generic_category(), what);
+    throw base::sys_error(what, err);
 }
 
-struct MnlSocketClose {
-    void operator()(mnl_socket* s) const noexcept { mnl_socket_close(s); }
-};
-using MnlSocket = std::unique_ptr<mnl_socket, MnlSocketClose>;
+using kernel::MnlSocket;
 
 inline MnlSocket open_netfilter_socket(const std::string& who) {
     MnlSocket s(mnl_socket_open(NETLINK_NETFILTER));

@@ -12,6 +12,8 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "portsentry/base/error.hpp"
+
 namespace portsentry::kernel {
 
 namespace {
@@ -139,7 +141,7 @@ struct ReplaySource::Impl {
 
     explicit Impl(PacketVerdict d) : default_verdict(d) {
         efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (efd < 0) throw std::system_error(errno, std::generic_category(), "replay: eventfd");
+        if (efd < 0) throw base::sys_error("replay: eventfd");
     }
     ~Impl() {
         if (efd >= 0) ::close(efd);

@@ -284,6 +284,34 @@ s_broken() {
     expect_eq "the daemon exits cleanly on TERM after all this" "$STOP_RC" 0
 }
 
+# (10) issue 12: the state directory does not exist (no package made it):
+# made 0700 at start, the ban survives a restart; a directory that cannot be
+# made refuses start-up and names it.
+s_state_dir() {
+    local dir=$RUN_TMP/statedir conf=$RUN_TMP/statedir/portsentry.yaml
+    R_STATE=$dir/var/lib/portsentry/portsentry-nfq.state R_HIST=$dir/log/portsentry/portsentry.history \
+        rconf "$dir" 'tcp: {mode: stealth, ports: [7], block: 1}' "${BASE[@]}"
+    expect_not "before: the state directory does not exist" test -e "$dir/var/lib/portsentry"
+    daemon_start auto "$conf" || { bad "daemon did not start"; return; }
+    expect_eq "the state directory was made 0700" "$(stat -c %a "$dir/var/lib/portsentry" 2>&1)" 700
+    expect_eq "the history directory was made 0700" "$(stat -c %a "$dir/log/portsentry" 2>&1)" 700
+    probe_from "$(src 30)" "$V_A4" 7
+    expect "a probe bans" banned "$(src 30)"
+    daemon_stop TERM
+    in_v nft delete element inet portsentry banned "{ $(src 30) }" 2>/dev/null
+    daemon_start auto "$conf" || { bad "daemon did not restart"; return; }
+    expect "after a restart the ban is restored" banned "$(src 30)"
+    expect "the ready line counts it" log_has "1 bans restored"
+    daemon_stop TERM
+    # A file where the directory should be: start-up refused, naming it.
+    : >"$dir/blocker"
+    R_STATE=$dir/blocker/portsentry-nfq.state rconf "$dir" 'tcp: {mode: stealth, ports: [7], block: 1}' "${BASE[@]}"
+    local out
+    out=$(in_v timeout 20 "$BIN" -c "$conf" --steer nflog 2>&1); local rc=$?
+    expect_eq "start-up refused (exit 1)" "$rc" 1
+    expect "the refusal names the directory (${out##*$'\n'})" grep -qF "$dir/blocker" <<<"$out"
+}
+
 lab_up || exit 1
 for i in $(seq 0 39); do ip -n "$NS_A" addr add "$(src "$i")/24" dev eth0 || exit 1; done
 scenario_run "stealth tcp.ports swapped" s_stealth_ports
@@ -295,5 +323,6 @@ scenario_run "history moved, json_log on" s_files
 scenario_run "ignore list contents" s_ignore
 scenario_run "restart-only keys" s_restart_only
 scenario_run "broken config kept out" s_broken
+scenario_run "missing state directory" s_state_dir
 printf '%s\n' "${SUMMARY[@]}"
 exit "$FAILED"

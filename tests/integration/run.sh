@@ -239,7 +239,7 @@ s_restart() {
     expect "after exit: table still loaded, $A4 still in banned" set_has banned "$A4"
     expect_not "after exit: banned attacker still dropped" \
         in_a curl -sf -o /dev/null --max-time 3 --interface "$A4" "http://$V_A4:8080/"
-    # DESIGN §7: list and unban work with the daemon down, on the state file
+    # docs/ARCHITECTURE.md: list and unban work with the daemon down, on the state file
     # and the set element, and a restart does not undo them.
     local ctl=(ip netns exec "$NS_V" "$BIN" -c "$CONF" "${CONF_ARGS[@]}") out rc
     out=$(timeout 10 "${ctl[@]}" list 2>&1)
@@ -267,7 +267,7 @@ s_sigkill() {
     expect_eq "after SIGKILL: friend's probe to closed port 7 answered" "${NM_closed:-?}" 1
     nmap_run kill-fresh "$NS_A" "1-1023" -sS -T4 -p7 -e eth0 -S "$A4_KILL" "$V_A4"
     if [ "$BACKEND" = nflog ]; then
-        # DESIGN §7: on nflog the rule itself drops probes, daemon or not.
+        # docs/ARCHITECTURE.md: on nflog the rule itself drops probes, daemon or not.
         expect_eq "after SIGKILL (nflog): fresh source's probe still dropped" "${NM_filtered:-?}" 1
     else
         expect_eq "after SIGKILL ($BACKEND): queue bypass, fresh source gets RST" "${NM_closed:-?}" 1
@@ -277,7 +277,7 @@ s_sigkill() {
         in_a curl -sf -o /dev/null --max-time 3 --interface "$A4" "http://$V_A4:8080/"
 }
 
-# DESIGN §2 order: queue, xt-queue, nflog; the choice is logged.
+# docs/ARCHITECTURE.md order: queue, xt-queue, nflog; the choice is logged.
 s_auto() {
     if ! daemon_start auto "$CONF"; then bad "daemon with --steer auto not ready"; return; fi
     expect "auto chose ${AVAILABLE[0]}, the first the kernel has" \

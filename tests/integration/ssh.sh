@@ -1,6 +1,6 @@
 #!/bin/bash
 # shellcheck disable=SC2317,SC2154  # scenarios run via scenario_run; NM_* set by nmap_run's eval
-# A real SSH login protects its address (issue 7, item 6; DESIGN §7): a real
+# A real SSH login protects its address (issue 7, item 6; docs/ARCHITECTURE.md): a real
 # sshd serves the victim, sharing the daemon's mount namespace so that it
 # writes the very /run/utmp the daemon watches. From the attacker namespace
 #   - 198.51.100.2 logs in with a key (ssh -tt: utmp records only logins

@@ -26,7 +26,7 @@ step() { echo "vmtest-step: $*"; }
 V_A4=198.51.100.1 V_A6=2001:db8:1::1 V_F4=203.0.113.1 V_F6=2001:db8:2::1
 A4=198.51.100.2 A6=2001:db8:1::2 F4=203.0.113.2 F6=2001:db8:2::2
 A4_UDP=198.51.100.3 A4_LATE=198.51.100.7 A4_KILL=198.51.100.8 A4_BASE=198.51.100.9
-# Debian's stock ADVANCED_EXCLUDE_TCP: these answer as before (DESIGN §7).
+# Debian's stock ADVANCED_EXCLUDE_TCP: these answer as before (docs/ARCHITECTURE.md).
 EXCLUDED_TCP="113 139"
 EXCLUDED_UDP="520 138 137 67"   # ADVANCED_EXCLUDE_UDP below: they answer as before
 PS=/tmp/ps

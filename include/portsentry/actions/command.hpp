@@ -4,6 +4,8 @@
 // re-split or interpreted.
 #pragma once
 
+#include "portsentry/config/keys.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -16,11 +18,9 @@
 
 namespace portsentry::actions {
 
-// Splits on blanks (space, tab). A double-quoted run ("a b") stays in one word
-// and loses its quotes; quotes may sit inside a word (--opt="a b"). No escapes,
-// no other quoting: the template is the admin's, not a shell script.
-// Returns nullopt and sets *error for an unterminated quote or an empty template.
-std::optional<std::vector<std::string>> split_command(std::string_view tmpl, std::string* error);
+// Command templates are split by config::split_command (the one copy: the
+// config checks at load exactly what runs here).
+using config::split_command;
 
 struct Macros {
     std::string target;  // $TARGET$: the source address (as 1.2)

@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "portsentry/base/files.hpp"
+#include "portsentry/base/unique_fd.hpp"
 #include "portsentry/net/address.hpp"
 
 namespace portsentry::actions {
@@ -20,11 +22,6 @@ namespace portsentry::actions {
 class AppendFile {
 public:
     explicit AppendFile(std::string path);
-    ~AppendFile();
-    AppendFile(AppendFile&&) noexcept;
-    AppendFile& operator=(AppendFile&&) noexcept;
-    AppendFile(const AppendFile&) = delete;
-    AppendFile& operator=(const AppendFile&) = delete;
 
     // Appends `data` with one write() (atomic for O_APPEND on a regular file,
     // so concurrent writers never interleave inside a record).
@@ -34,12 +31,12 @@ public:
     std::string reopen();
     void close();
     const std::string& path() const { return path_; }
-    bool is_open() const { return fd_ >= 0; }
+    bool is_open() const { return fd_.valid(); }
 
 private:
     std::string open();
     std::string path_;
-    int fd_ = -1;
+    base::UniqueFd fd_;
 };
 
 // BLOCKED_FILE + "." + mode ("atcp", "audp", "stcp", "sudp", "tcp", "udp"), as 1.2.
@@ -58,7 +55,7 @@ struct HostsDenyResult {
 };
 
 // rename(2) by default; injectable so tests can simulate EBUSY.
-using RenameFn = std::function<int(const char* from, const char* to)>;
+using RenameFn = base::RenameFn;
 
 // Adds `line` (no trailing newline) to the hosts.deny file at `path` unless an
 // identical line is already there. Under an exclusive flock on the file:

@@ -13,8 +13,6 @@
 
 namespace portsentry::actions::msg {
 
-// "TCP" / "UDP", as 1.2 writes them in log lines and history records.
-const char* proto_name(net::L4 p);
 
 // --- detection (stealth and advanced modes) --------------------------------
 // attackalert: <scan_name> from host: H/IP to TCP port: N

@@ -12,6 +12,10 @@
 //           (1.2 ran hosts.deny before the route; we ban first because the
 //           fsync'd hosts.deny rewrite would otherwise sit in probe→ban latency)
 //        2: command only;
+//      a host reported before for the other protocol (Decision::other_protocol)
+//      gets this protocol's responses too (1.2's separate detectors), except
+//      a KILL_RUN_CMD identical to the one already run for it (hosts.deny
+//      never writes an identical line twice anyway);
 //   3. if every response succeeded, the history record and the blocked record
 //      (as 1.2's WriteBlocked() after a successful Dispose) — with BLOCK 0 and
 //      --dry-run too, which is what fail2ban's [portsentry] jail reads; if one
@@ -21,10 +25,12 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "portsentry/actions/command.hpp"
 #include "portsentry/actions/files.hpp"
@@ -71,6 +77,7 @@ struct ResponderCounters {
     uint64_t hosts_deny_present = 0;
     uint64_t hosts_deny_failed = 0;
     uint64_t response_failures = 0;   // "Could not block host" reports
+    uint64_t commands_deduplicated = 0;  // a second protocol's KILL_RUN_CMD identical to the first's
 };
 
 struct ResponderOptions {
@@ -115,6 +122,13 @@ private:
     void record(const Ctx& c, HandleResult& res, TimePoint now);
     AppendFile& blocked_file(const std::string& mode);
     void make_resolver();
+    void remember_command(const std::string& ip, std::string key);
+
+    // The last KILL_RUN_CMD argv run per host, for the de-duplication of a
+    // second protocol's report (Decision::other_protocol); oldest forgotten first.
+    static constexpr size_t kCommandsRemembered = 4096;
+    std::unordered_map<std::string, std::string> commands_run_;
+    std::deque<std::string> commands_order_;
 
     const config::Config* cfg_;
     Log& log_;

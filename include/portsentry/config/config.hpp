@@ -77,7 +77,7 @@ struct Config {
     uint16_t queue_num = 0;
     uint16_t nflog_group = 5;
     uint32_t ban_set_size = 65536;        // explicit nft set size
-    // Caps on NEW bans (DESIGN.md §7, "under attack"): spoofed probes must not
+    // Caps on NEW bans (docs/ARCHITECTURE.md, "Under attack"): spoofed probes must not
     // fill the ban set or ban whole networks. 0 = no cap. Handshake-proven
     // (classic TCP tripwire) bans are exempt.
     unsigned ban_rate_per_second = 20;
@@ -117,16 +117,24 @@ struct Diagnostic {
     std::string file;
     unsigned line = 0;  // 0 = whole file
     std::string message;
-    std::string to_string() const;  // "FILE:LINE: message" (or "FILE: message")
+    std::string to_string() const;  // "FILE:LINE: message" (or "FILE: message", or "message")
 };
 
-// Thrown by loaders; carries every problem found (not just the first).
+// A ConfigError shows at most this many diagnostics, then "… N more".
+inline constexpr size_t kShownDiagnostics = 100;
+
+// Thrown by loaders; carries every problem found (not just the first), up to
+// kShownDiagnostics, then one file-less "… N more" diagnostic counting the
+// rest (`not_kept` of them were counted but never stored). File bytes in
+// messages and names are escaped (\x1b): a file must not drive the terminal.
 class ConfigError : public std::runtime_error {
 public:
-    explicit ConfigError(std::vector<Diagnostic> diags);
+    explicit ConfigError(std::vector<Diagnostic> diags, size_t not_kept = 0);
     const std::vector<Diagnostic>& diagnostics() const { return diags_; }
 
 private:
+    struct Shown {};
+    ConfigError(std::vector<Diagnostic> diags, Shown);
     std::vector<Diagnostic> diags_;
 };
 

@@ -88,6 +88,22 @@ std::string format_duration(std::chrono::seconds s);  // largest exact unit: "1h
 // "&&", "||", "|", ";", "&", ">", "<", "$(", "`", newline. nullopt = none.
 std::optional<std::string> find_shell_syntax(std::string_view command);
 
+// A command template (KILL_RUN_CMD, custom KILL_ROUTE) as argv words: split on
+// blanks (space, tab); a double-quoted run ("a b") stays in one word and loses
+// its quotes; quotes may sit inside a word (--opt="a b"); "" is an empty word.
+// No escapes, no other quoting: the template is the admin's, not a shell
+// script. nullopt with *error: an unterminated quote (with its offset), an
+// empty template, an empty program name. The one copy: load checks it, the
+// actions layer runs it.
+std::optional<std::vector<std::string>> split_command(std::string_view tmpl, std::string* error);
+
+// 1.2 read PORT_BANNER into a MAXBUF (1024) buffer.
+inline constexpr size_t kMaxBannerLength = 1024;
+// "" when `text` may be PORT_BANNER (it goes verbatim to attackers' sockets);
+// else why: longer than kMaxBannerLength, or a control character other than
+// \r \n \t (with its offset). Bytes >= 0x80 (UTF-8) are allowed.
+std::string banner_error(std::string_view text);
+
 // Case-insensitive Levenshtein distance.
 size_t edit_distance(std::string_view a, std::string_view b);
 // The closest candidate if it is plausibly a typo of `word`, else "".
@@ -96,6 +112,14 @@ std::string did_you_mean(std::string_view word, std::span<const std::string> can
 enum class Format : uint8_t { yaml, legacy };
 // Legacy when the first meaningful line is KEY=... / KEY = ...; YAML otherwise.
 Format detect_format(std::string_view text);
+
+// The KEYS section of portsentry-nfq.yaml(5) as roff, one entry per table key
+// (the page holds a copy between the '.\" BEGIN GENERATED KEYS' and
+// '.\" END GENERATED KEYS' lines; gen-man-keys --update rewrites it).
+std::string render_man_keys();
+// Keys whose entry uses hand-written roff (man_details.inc) instead of the
+// description; each must be a table key.
+std::vector<std::string_view> man_detail_keys();
 
 // --import-legacy DIR_OR_FILE: a directory means DIR/portsentry.conf.
 // Ignore files are not loaded (they stay files; the YAML points at them).

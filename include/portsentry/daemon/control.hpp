@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 
+#include "portsentry/base/unique_fd.hpp"
+
 namespace portsentry::daemon {
 
 struct ControlReply {
@@ -20,13 +22,13 @@ public:
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
 
-    int fd() const { return fd_; }
+    int fd() const { return fd_.get(); }
     // Accept one pending client, read its request line, reply, close.
     void serve_one(const std::function<ControlReply(const std::string&)>& handler);
 
 private:
     std::string path_;
-    int fd_ = -1;
+    base::UniqueFd fd_;
 };
 
 // nullopt when no daemon listens there (ENOENT / ECONNREFUSED); throws on

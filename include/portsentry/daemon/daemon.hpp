@@ -28,10 +28,15 @@ struct Options {
 // Loads the config with command-line overrides applied (throws ConfigError).
 config::Config load_config(const Options& o);
 
+// The directories the daemon writes into (state, history, blocked, json_log):
+// made 0700 when missing. Throws std::system_error naming the one that
+// cannot be made: a daemon that cannot keep its bans must not start.
+void prepare_directories(const config::Config& c);
+
 // Runs the daemon in the foreground until SIGTERM/SIGINT. Returns the exit code.
 int run(const Options& o);
 
-// Local addresses of this host (getifaddrs): always ignored (DESIGN.md §4).
+// Local addresses of this host (getifaddrs): always ignored (docs/ARCHITECTURE.md, "Data path").
 std::vector<net::Cidr> local_addresses();
 
 }  // namespace portsentry::daemon

@@ -11,7 +11,8 @@ namespace portsentry::daemon {
 
 class Service {
 public:
-    // Loads config, table and queue; throws on failure.
+    // Loads config, table and queue; throws on failure. A SIGTERM/SIGINT
+    // pending during start-up stops it (logged); run() then returns at once.
     explicit Service(const Options& o);
     ~Service();
     Service(const Service&) = delete;
@@ -23,6 +24,7 @@ public:
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
+    bool interrupted_ = false;
 };
 
 }  // namespace portsentry::daemon

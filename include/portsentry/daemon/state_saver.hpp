@@ -66,6 +66,9 @@ private:
     Clock::time_point pass_end_{};
     std::string error_;
     uint64_t written_at_error_ = 0;
+    // While it lasts, a failure is logged again at least this often.
+    static constexpr std::chrono::hours kRelog{1};
+    Clock::time_point logged_at_{};
     Figures figures_;
 };
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "portsentry/config/config.hpp"
 #include "portsentry/engine/protection.hpp"
+#include "portsentry/engine/settings.hpp"
 #include "portsentry/engine/source_table.hpp"
 #include "portsentry/net/address.hpp"
 #include "portsentry/net/packet.hpp"
@@ -58,10 +58,14 @@ struct Decision {
     bool hosts_deny = false; // block 1 and KILL_HOSTS_DENY set
     bool run_cmd = false;    // (block 1 or 2) and KILL_RUN_CMD set
     bool custom_kill_route = false;  // block 1, KILL_ROUTE not a stock command: exec it
-    std::chrono::seconds ban_time{0};  // cfg.ban_time; 0 = permanent
+    std::chrono::seconds ban_time{0};  // Settings::ban_time; 0 = permanent
     bool ip_options = false;          // IPv4 options present (1.2 logs a warning)
     bool log_suppressed = false;  // already_blocked / protected line rate-limited for this source
     ProtectReason protect_reason = ProtectReason::ignore;  // set when outcome == protected_addr
+    // Set only when outcome == reported: the source is already reported or
+    // blocked for the other protocol (its responses ran; the responder does
+    // not repeat an identical KILL_RUN_CMD).
+    bool other_protocol = false;
 };
 
 struct Counters {
@@ -83,7 +87,8 @@ struct Counters {
 // Bounded memory for the per-prefix ban cap under a flood of random prefixes.
 inline constexpr size_t ban_prefix_max_entries = 4096;
 
-// One "already blocked" line per source per this interval; the rest are counted.
+// One "already blocked" line per source and protocol per this interval; the
+// rest are counted.
 inline constexpr std::chrono::seconds already_blocked_log_interval{60};
 // One "protected" line per protected source per this interval (the issue: once
 // per address and hour), remembered for at most this many sources: a spoofed
@@ -96,21 +101,32 @@ inline constexpr size_t protected_log_max_sources = 4096;
 //    The window opens at a source's first counted probe and closes scan_window
 //    later; a probe at or after the close opens a new window (scan_window 0:
 //    the window never closes). Every probe counts, repeats included.
-//  - A report under BLOCK 1/2 marks the source blocked for ban_time (0 =
-//    permanent), whether or not an nft ban was asked for (KILL_ROUTE unset),
-//    so hosts.deny and KILL_RUN_CMD run once per ban, not once per probe. At
-//    or after the expiry the source is counted and reported afresh.
+//  - TCP and UDP are separate detectors, as in 1.2: what follows is
+//    remembered per source and protocol, so a host reported for one protocol
+//    is still reported when it probes the other (its own scan line, history
+//    and blocked-file record, hosts.deny line and KILL_RUN_CMD). The nft ban
+//    drops every protocol: a source with one is already_blocked on both, and
+//    a report never asks to ban a source that has one (no extension, no
+//    escalation). The SCAN_TRIGGER count is per source, both protocols.
+//  - A report under BLOCK 1/2 marks the source blocked for that protocol for
+//    ban_time (0 = permanent), whether or not an nft ban was asked for
+//    (KILL_ROUTE unset), so hosts.deny and KILL_RUN_CMD run once per ban, not
+//    once per probe. At or after the expiry the source is counted and
+//    reported afresh.
 //  - A report under BLOCK 0 or --dry-run is remembered for the rest of the run
-//    (1.2: the host is in the blocked file): later probes are already_blocked.
-//  - The table holds at most cfg.max_tracked_sources entries (LRU; see
+//    (1.2: the host is in that protocol's blocked file): later probes of that
+//    protocol are already_blocked.
+//  - "already blocked" lines: one per source and protocol per
+//    already_blocked_log_interval; the rest are log_suppressed.
+//  - The table holds at most Settings::max_tracked_sources entries (LRU; see
 //    SourceTable::evict_one). An evicted entry only loses its counts and its
 //    report memory; the kernel set keeps any ban it had.
 class Engine {
 public:
-    // `cfg` must outlive the engine (the daemon swaps both on reload).
+    // `settings` is copied: the caller may drop its config after the call.
     // `hash_seed` keys the per-source hash: the daemon passes random bits (the
     // engine itself reads no entropy: it makes no syscalls).
-    explicit Engine(const config::Config& cfg, uint64_t hash_seed = 0);
+    explicit Engine(Settings settings, uint64_t hash_seed = 0);
 
     // One steered probe. `watched` = the port is in the watched set and no local
     // socket owns it (the kernel rule already checked; replay sources pass true).
@@ -121,9 +137,17 @@ public:
 
     // Ban lifecycle seen from outside (admin unban, expiry, state restore).
     // `until` nullopt = permanent; an `until` at or before `now` clears the ban.
+    // These concern the nft ban, which drops every protocol: mark_blocked
+    // makes the source already_blocked on both; forget drops everything known
+    // about it (both protocols).
     void mark_blocked(const net::IpAddr& a, TimePoint now, std::optional<TimePoint> until);
     void forget(const net::IpAddr& a);
+    // One protocol's report failed (no response took): that protocol's memory
+    // goes, and the ban its report asked for; the other protocol's stays.
+    void forget(const net::IpAddr& a, net::L4 proto);
+    // Blocked for either protocol (nft ban or an active response).
     bool is_blocked(const net::IpAddr& a, TimePoint now) const;
+    bool is_blocked(const net::IpAddr& a, net::L4 proto, TimePoint now) const;
 
     // What the engine remembers about one source (`why`); nullopt: nothing
     // (never seen, or forgotten by the LRU cap).
@@ -138,12 +162,13 @@ public:
     // The never-ban set (nullptr: none). Must outlive the engine or the next
     // call; the daemon swaps it when a source of protection changes. A
     // protected source is accepted and never counted or reported; the
-    // ignore list (cfg.ignore) is still checked first and stays silent.
+    // ignore list (Settings::ignore) is still checked first and stays silent.
     void set_protection(const Protection* p) { protection_ = p; }
 
-    // Swap configuration (SIGHUP); per-source state and blocks survive.
-    void reconfigure(const config::Config& cfg);
+    // Swap settings (SIGHUP); per-source state and blocks survive.
+    void reconfigure(Settings settings);
 
+    const Settings& settings() const { return settings_; }
     size_t tracked_sources() const { return table_.size(); }
     size_t max_tracked_sources() const { return table_.capacity(); }
     // Bytes held by the per-source table; bounded by the cap, not by traffic.
@@ -159,9 +184,8 @@ private:
     // false when a cap is reached.
     bool take_ban_slot(const net::IpAddr& src, TimePoint now) noexcept;
 
-    const config::Config* cfg_;
+    Settings settings_;
     const Protection* protection_ = nullptr;
-    bool kill_route_builtin_ = false;  // cached cfg_->kill_route_is_builtin()
     std::unordered_map<net::IpAddr, TimePoint, net::IpAddrHash> protected_logged_;
     TimePoint ban_second_start_{};
     unsigned bans_this_second_ = 0;

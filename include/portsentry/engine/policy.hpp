@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "portsentry/config/config.hpp"
+#include "portsentry/engine/settings.hpp"
 #include "portsentry/net/address.hpp"
 
 namespace portsentry::engine {
@@ -19,7 +19,7 @@ struct BanPolicy {
     std::chrono::seconds max{30 * 86400};  // ban_time_max
     unsigned aggregate_after = 3;       // ipv6_aggregate_after; 0 = never
 
-    static BanPolicy from_config(const config::Config& c);
+    static BanPolicy from_settings(const Settings& s);
 
     // Length of the `nth` ban (1 = first) of one prefix: base × factor^(nth−1),
     // never beyond max(base, max) — so a ban_time above ban_time_max is kept,

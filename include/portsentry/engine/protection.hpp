@@ -1,5 +1,5 @@
 // The never-ban set: protected prefixes, each tagged with why it is protected
-// (DESIGN §1 @never/@never6, §5 auto-protection). Pure value type: the daemon
+// (docs/ARCHITECTURE.md: the @never/@never6 sets, "Under attack"). Pure value type: the daemon
 // gathers the sources (files, netlink) and hands a snapshot to the engine and
 // to the kernel sets.
 #pragma once

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "portsentry/net/address.hpp"
+#include "portsentry/net/packet.hpp"
 
 namespace portsentry::engine {
 
@@ -24,21 +25,44 @@ using TimePoint = Clock::time_point;
 
 namespace detail {
 
+// What the engine remembers about one source for one protocol. TCP and UDP
+// are separate detectors, as in 1.2 (two processes, two blocked files): a host
+// reported for TCP probes is still reported when it probes UDP, and vice versa.
+// Times and flags are kept apart so the flags pack into bits: the flood test
+// holds a whole entry (node and index) under 128 bytes.
+struct ProtoTimes {
+    TimePoint block_until{};        // valid when blocked && !block_permanent
+    TimePoint last_already_log{};   // valid when already_logged
+};
+struct ProtoFlags {
+    bool reported_once : 1 = false;   // reported under BLOCK 0 / dry-run (1.2: "in the blocked file")
+    bool blocked : 1 = false;         // this protocol's response is active (hosts.deny, command)
+    bool block_permanent : 1 = false;
+    bool already_logged : 1 = false;
+};
+
 // What the engine remembers about one source.
 struct SourceState {
     TimePoint window_start{};       // start of the current SCAN_TRIGGER window
     TimePoint ban_until{};          // valid when banned && !ban_permanent
-    TimePoint last_already_log{};   // valid when already_logged
-    uint32_t count = 0;             // probes in the current window
-    bool reported_once = false;     // reported under BLOCK 0 / dry-run (1.2: "in the blocked file")
-    bool banned = false;            // a response is active (nft ban, hosts.deny, command)
-    bool ban_permanent = false;
-    bool already_logged = false;
-    bool last_rate_limited = false;  // the last probe fired the trigger but hit a ban-rate cap
     TimePoint last_probe{};
+    ProtoTimes times[2];            // [0] TCP, [1] UDP (proto_index())
+    uint32_t count = 0;             // probes in the current window (both protocols)
+    ProtoFlags flags[2];
+    // The nft-set ban: it drops every protocol, so it is per source. Set when
+    // a report asks for it (ban_by: that report's protocol) or from outside
+    // (mark_blocked: restore, admin, escalation; ban_by -1).
+    bool banned : 1 = false;
+    bool ban_permanent : 1 = false;
+    bool last_rate_limited : 1 = false;  // the last probe fired the trigger but hit a ban-rate cap
+    int8_t ban_by = -1;
+
+    static constexpr size_t proto_index(net::L4 p) { return p == net::L4::udp ? 1 : 0; }
 
     // Entries the LRU prefers to keep: forgetting them would re-report the host.
-    bool keep() const { return reported_once || banned; }
+    bool keep() const {
+        return banned || flags[0].reported_once || flags[0].blocked || flags[1].reported_once || flags[1].blocked;
+    }
 };
 
 class SourceTable {

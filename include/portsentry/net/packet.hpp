@@ -10,8 +10,13 @@
 
 namespace portsentry::net {
 
-enum class L4 : uint8_t { tcp = 6, udp = 17 };
-inline const char* to_string(L4 p) { return p == L4::tcp ? "TCP" : "UDP"; }  // as 1.2 logs it
+enum class L4 : uint8_t { tcp = 6, udp = 17 };  // the IPPROTO_* numbers
+
+// "TCP" / "UDP": as 1.2 writes them in log lines, history and blocked files,
+// and as the JSON events and the state file carry them.
+constexpr const char* to_string(L4 p) noexcept { return p == L4::udp ? "UDP" : "TCP"; }
+// "tcp" / "udp": the config section, legacy mode flag, blocked-file suffix and nft keyword.
+constexpr const char* keyword(L4 p) noexcept { return p == L4::udp ? "udp" : "tcp"; }
 
 namespace tcpflag {
 inline constexpr uint8_t FIN = 0x01, SYN = 0x02, RST = 0x04, PSH = 0x08, ACK = 0x10, URG = 0x20,

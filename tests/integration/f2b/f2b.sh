@@ -336,7 +336,7 @@ EOF
         grep -qF "refusing to ban $F4" "$(dirname "$F2B_CONF")/fail2ban.log"
 
     # Daemon down: the action's command edits the state file and the set
-    # element itself (DESIGN §7); the restarted daemon keeps the ban, and
+    # element itself (docs/ARCHITECTURE.md); the restarted daemon keeps the ban, and
     # fail2ban's unban reaches it.
     daemon_stop TERM
     expect_eq "daemon stopped (clean exit)" "$STOP_RC" 0

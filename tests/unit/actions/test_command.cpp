@@ -55,21 +55,6 @@ const char* kHostile[] = {
 
 // ------------------------------------------------------------------ splitting
 
-TEST(SplitCommand, BlanksAndDoubleQuotes) {
-    std::string err;
-    auto w = split_command("  /usr/local/bin/notify $TARGET$\t\"port $PORT$\" --tag=\"a b\" \"\" end ", &err);
-    ASSERT_TRUE(w) << err;
-    EXPECT_EQ(*w, (Words{"/usr/local/bin/notify", "$TARGET$", "port $PORT$", "--tag=a b", "", "end"}));
-}
-
-TEST(SplitCommand, Errors) {
-    std::string err;
-    EXPECT_FALSE(split_command("/bin/echo \"open", &err));
-    EXPECT_EQ(err, "unterminated double quote");
-    EXPECT_FALSE(split_command("   ", &err));
-    EXPECT_EQ(err, "empty command");
-}
-
 TEST(ExpandMacros, AllMacrosOnePass) {
     Macros m{"198.51.100.2", "995", "atcp", "$TARGET$.example.net"};
     int targets = -1;

@@ -393,6 +393,80 @@ TEST_F(ResponderTest, UdpScanWithIpOptionsAndIpv6Ban) {
     EXPECT_NE(history().find("Host: 2001:db8::5/2001:db8::5 Port: 22 TCP Blocked\n"), std::string::npos);
 }
 
+// 1.2's separate detectors: a host reported for TCP and then for UDP gets the
+// UDP scan line, a UDP history record, a line in the UDP blocked file and
+// UDP's own responses (its hosts.deny line, KILL_RUN_CMD with $MODE$ audp).
+TEST_F(ResponderTest, SecondProtocolGetsItsOwnLinesRecordsAndResponses) {
+    const std::string out = dir / "argv";
+    cfg.kill_hosts_deny = "ALL: $TARGET$ : $PORT$";
+    cfg.kill_run_cmd = std::string(RECORD_ARGV) + " " + out + " $TARGET$ $PORT$ $MODE$";
+    auto t = reported(1);
+    t.hosts_deny = t.run_cmd = true;
+    responder().handle(report("198.51.100.2", 995, t), counting_ban());
+    wait_commands();
+    cl.lines.clear();
+    auto u = reported(1, ScanType::udp);
+    u.hosts_deny = u.run_cmd = true;
+    u.other_protocol = true;
+    auto res = responder().handle(report("198.51.100.2", 161, u, "audp", L4::udp), counting_ban());
+    wait_commands();
+    EXPECT_TRUE(res.recorded);
+    EXPECT_EQ(bans, 0);
+    EXPECT_EQ(cl.lines, (std::vector<std::string>{
+                            "attackalert: UDP scan from host: 198.51.100.2/198.51.100.2 to UDP port: 161",
+                            "attackalert: Host 198.51.100.2 has been blocked via wrappers with string: \"ALL: "
+                            "198.51.100.2 : 161\"",
+                            "attackalert: External command run for host: 198.51.100.2 using command: \"" +
+                                std::string(RECORD_ARGV) + " " + out + " 198.51.100.2 161 audp\""}));
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), "ALL: 198.51.100.2 : 995\nALL: 198.51.100.2 : 161\n");
+    EXPECT_EQ(recorded_argv(out), (std::vector<std::string>{"198.51.100.2", "161", "audp"}));
+    const std::string udp_record = kWhenText + " Host: 198.51.100.2/198.51.100.2 Port: 161 UDP Blocked\n";
+    EXPECT_EQ(blocked("atcp"), kRecord1);
+    EXPECT_EQ(blocked("audp"), udp_record);
+    EXPECT_EQ(history(), kRecord1 + udp_record);
+}
+
+// De-duplicated: the second protocol's hosts.deny line and KILL_RUN_CMD are
+// not repeated when they expand to what the first protocol's report did.
+TEST_F(ResponderTest, SecondProtocolDoesNotRepeatAnIdenticalResponse) {
+    cfg.kill_hosts_deny = "ALL: $TARGET$";
+    cfg.kill_run_cmd = "true $TARGET$";
+    auto t = reported(2);
+    t.run_cmd = true;
+    responder().handle(report("198.51.100.2", 995, t), {});
+    wait_commands();
+    auto u = reported(2, ScanType::udp);
+    u.run_cmd = true;
+    u.other_protocol = true;
+    cl.lines.clear();
+    auto res = responder().handle(report("198.51.100.2", 161, u, "audp", L4::udp), {});
+    EXPECT_TRUE(res.responded_ok);
+    EXPECT_TRUE(res.recorded);  // still reported and recorded for UDP
+    EXPECT_EQ(cl.lines, (std::vector<std::string>{
+                            "attackalert: UDP scan from host: 198.51.100.2/198.51.100.2 to UDP port: 161"}));
+    EXPECT_EQ(responder().counters().commands_deduplicated, 1u);
+    EXPECT_EQ(responder().commands().counters().started, 1u);
+
+    // Another host, or the same host's next ban (not other_protocol): runs.
+    auto again = reported(2);
+    again.run_cmd = true;
+    responder().handle(report("198.51.100.2", 995, again), {});
+    responder().handle(report("198.51.100.3", 161, u, "audp", L4::udp), {});
+    wait_commands();
+    EXPECT_EQ(responder().commands().counters().started, 3u);
+
+    // hosts.deny: the identical line is not written twice.
+    auto ht = reported(1);
+    ht.hosts_deny = true;
+    responder().handle(report("198.51.100.4", 995, ht), {});
+    auto hu = reported(1, ScanType::udp);
+    hu.hosts_deny = true;
+    hu.other_protocol = true;
+    responder().handle(report("198.51.100.4", 161, hu, "audp", L4::udp), {});
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), "ALL: 198.51.100.4\n");
+    EXPECT_EQ(responder().counters().hosts_deny_present, 1u);
+}
+
 // A spoofed-source flood: records are capped, counted, summarised once.
 TEST_F(ResponderTest, RecordsAreRateLimitedUnderFlood) {
     opts.record_burst = 2;

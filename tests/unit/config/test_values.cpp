@@ -187,7 +187,7 @@ TEST(KeyTable, NamesAreUniqueAndDocumented) {
             EXPECT_EQ(pc::find_legacy_key(k.legacy), &k);
         }
     }
-    // Every portsentry 1.2 key (DESIGN §4) is in the table.
+    // Every portsentry 1.2 key (docs/ARCHITECTURE.md) is in the table.
     for (const char* k : {"TCP_PORTS", "UDP_PORTS", "ADVANCED_PORTS_TCP", "ADVANCED_PORTS_UDP", "ADVANCED_EXCLUDE_TCP",
                           "ADVANCED_EXCLUDE_UDP", "IGNORE_FILE", "HISTORY_FILE", "BLOCKED_FILE", "RESOLVE_HOST",
                           "BLOCK_TCP", "BLOCK_UDP", "KILL_ROUTE", "KILL_HOSTS_DENY", "KILL_RUN_CMD",

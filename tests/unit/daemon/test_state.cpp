@@ -8,8 +8,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
+#include "daemon_test_util.hpp"
 #include "portsentry/daemon/control.hpp"
 #include "portsentry/daemon/state.hpp"
 
@@ -17,20 +20,166 @@ namespace fs = std::filesystem;
 using namespace portsentry;
 using daemon::BanStore;
 
+using pstest::TempDir;
+using pstest::cidr;
+using pstest::ip;
+
 namespace {
 
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        char tmpl[] = "/tmp/ps-daemon-test-XXXXXX";
-        path = ::mkdtemp(tmpl);
+// load()'s old reader, the reference for its fast path: every line through
+// nlohmann, absent keys defaulted exactly as before.
+std::optional<daemon::BanRecord> nlohmann_record(const std::string& line) {
+    try {
+        auto j = nlohmann::json::parse(line);
+        auto prefix = net::Cidr::parse(j.at("prefix").get<std::string>());
+        if (!prefix) return std::nullopt;
+        daemon::BanRecord r;
+        r.prefix = *prefix;
+        r.origin = j.value("origin", "detector");
+        r.first_seen = j.value("first_seen", int64_t{0});
+        r.last_seen = j.value("last_seen", int64_t{0});
+        r.expires = j.value("expires", int64_t{0});
+        r.count = j.value("count", uint32_t{1});
+        r.last_port = j.value("last_port", uint16_t{0});
+        r.last_proto = j.value("last_proto", "");
+        r.last_type = j.value("last_type", "");
+        r.ended = j.value("ended", "");
+        return r;
+    } catch (const std::exception&) {
+        return std::nullopt;
     }
-    ~TempDir() { fs::remove_all(path); }
-};
+}
 
-net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
+void expect_same_record(const daemon::BanRecord& a, const daemon::BanRecord& b) {
+    EXPECT_EQ(a.prefix, b.prefix);
+    EXPECT_EQ(a.origin, b.origin);
+    EXPECT_EQ(a.first_seen, b.first_seen);
+    EXPECT_EQ(a.last_seen, b.last_seen);
+    EXPECT_EQ(a.expires, b.expires);
+    EXPECT_EQ(a.count, b.count);
+    EXPECT_EQ(a.last_port, b.last_port);
+    EXPECT_EQ(a.last_proto, b.last_proto);
+    EXPECT_EQ(a.last_type, b.last_type);
+    EXPECT_EQ(a.ended, b.ended);
+}
 
 }  // namespace
+
+// Every line serialize() writes takes the fast path and reads back as the
+// full JSON parser reads it.
+TEST(BanStore, FastLineReaderTakesEverySerializedLine) {
+    BanStore a("/nonexistent");
+    auto& r = a.record_ban(cidr("198.51.100.2"), "detector", 1'700'000'000, 3600);
+    r.last_port = 65535;
+    r.last_proto = "TCP";
+    r.last_type = "TCP SYN/Normal scan";
+    a.record_ban(cidr("2001:db8:1::/64"), "fail2ban", 1, 0).count = 4'294'967'295u;
+    a.record_ban(cidr("0.0.0.0/0"), "admin", 0, 0);
+    a.record_ban(cidr("203.0.113.0/24"), "fleet", 5, 5);
+    a.end_ban(cidr("203.0.113.0/24"), 7, "2001:db8:1::/64");
+    std::istringstream text(a.serialize());
+    std::string line;
+    size_t n = 0;
+    while (std::getline(text, line)) {
+        if (line[0] == '#') continue;
+        ++n;
+        SCOPED_TRACE(line);
+        auto fast = daemon::parse_record_line(line);
+        auto ref = nlohmann_record(line);
+        ASSERT_TRUE(fast.has_value());
+        ASSERT_TRUE(ref.has_value());
+        expect_same_record(*fast, *ref);
+    }
+    EXPECT_EQ(n, 4u);
+}
+
+// Lines a hand edit or another writer could leave: the fast path either
+// reads them exactly as nlohmann does or leaves them to it; load() keeps the
+// same records and warns about the same lines as the old reader.
+TEST(BanStore, FastLineReaderAgreesWithJsonOnOddLines) {
+    const std::vector<std::string> lines = {
+        R"({"prefix":"192.0.2.1","origin":"admin","first_seen":1,"last_seen":2,"expires":3,"count":4,"last_port":5,"last_proto":"UDP","last_type":"x"})",
+        R"({"prefix":"192.0.2.2"})",                                   // defaults
+        R"({"expires":9,"prefix":"192.0.2.3"})",                       // other order
+        R"({ "prefix" : "192.0.2.4" , "count" : 2 })",                 // whitespace
+        R"({"prefix":"192.0.2.5","origin":"admin"})",             // escape
+        R"({"prefix":"192.0.2.6","color":"red"})",                     // unknown key
+        R"({"prefix":"192.0.2.7","count":2,"count":3})",               // repeated key
+        R"({"prefix":"192.0.2.8","first_seen":-5})",                   // negative
+        R"({"prefix":"192.0.2.9","first_seen":1.5})",                  // float
+        R"({"prefix":"192.0.2.10","first_seen":1e3})",                 // exponent
+        R"({"prefix":"192.0.2.11","count":4294967296})",               // beyond u32
+        R"({"prefix":"192.0.2.12","last_port":65536})",                // beyond u16
+        R"({"prefix":"192.0.2.13","count":"7"})",                      // wrong type
+        R"({"prefix":"192.0.2.14","expires":007})",                    // leading zeros
+        R"({"prefix":"192.0.2.15","expires":99999999999999999999})",   // huge
+        R"({"prefix":"192.0.2.16"} )",                                 // trailing space
+        R"({"prefix":"192.0.2.17"}garbage)",
+        R"({"prefix":"192.0.2.18")",                                   // truncated
+        R"({"prefix":"192.0.2.19","origin":"caf)" "Ã©" R"("})",   // UTF-8
+        R"({"prefix":"not an address"})",
+        R"({"origin":"admin"})",
+        R"({})",
+        R"([1,2])",
+        "not json at all",
+        R"({"prefix":"192.0.2.20/24"})",                               // host bits: cleared
+        R"({"prefix":"2001:db8::1","ended":"evicted"})",
+        R"({"prefix":"192.0.2.21","last_proto":null})",
+    };
+    for (const auto& line : lines) {
+        SCOPED_TRACE(line);
+        auto ref = nlohmann_record(line);
+        if (auto fast = daemon::parse_record_line(line)) {
+            ASSERT_TRUE(ref.has_value()) << "fast path took a line JSON refuses";
+            expect_same_record(*fast, *ref);
+        }
+    }
+    // The whole file: the same records, the same lines warned about.
+    TempDir d;
+    const std::string path = (d.path / "state").string();
+    {
+        std::ofstream out(path);
+        out << BanStore::header();
+        for (const auto& line : lines) out << line << "\n";
+    }
+    BanStore b(path);
+    std::vector<std::string> warnings;
+    b.load(&warnings);
+    size_t good = 0;
+    for (size_t i = 0; i < lines.size(); ++i) {
+        SCOPED_TRACE(lines[i]);
+        auto ref = nlohmann_record(lines[i]);
+        if (!ref) {
+            const std::string at = path + ":" + std::to_string(i + 2) + ":";
+            EXPECT_TRUE(std::any_of(warnings.begin(), warnings.end(),
+                                    [&](const std::string& w) { return w.rfind(at, 0) == 0; }));
+            continue;
+        }
+        ++good;
+        const auto* got = b.find(ref->prefix);
+        ASSERT_NE(got, nullptr);
+        expect_same_record(*got, *ref);
+    }
+    EXPECT_EQ(b.records().size(), good);
+    EXPECT_EQ(warnings.size(), lines.size() - good);
+}
+
+// The progress callback runs every kLoadSlice lines and may stop the load
+// (start-up's SIGTERM check).
+TEST(BanStore, LoadCallsProgressAndStopsWhenItThrows) {
+    TempDir d;
+    BanStore a((d.path / "state").string());
+    for (uint32_t i = 0; i < 2 * BanStore::kLoadSlice + 10; ++i)
+        a.record_ban(net::Cidr::host(net::IpAddr::v4(0xC6120000u + i)), "detector", 1, 0);
+    a.save();
+    BanStore b(a.path());
+    int calls = 0;
+    b.load(nullptr, [&] { ++calls; });
+    EXPECT_EQ(calls, 2);
+    EXPECT_EQ(b.records().size(), a.records().size());
+    struct Stop {};
+    EXPECT_THROW(b.load(nullptr, [] { throw Stop{}; }), Stop);
+}
 
 TEST(BanStore, SaveLoadRoundTripKeepsEveryField) {
     TempDir d;

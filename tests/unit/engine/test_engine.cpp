@@ -36,8 +36,6 @@ net::Packet probe(const char* src, uint16_t dport, L4 proto = L4::tcp,
 class EngineTest : public ::testing::Test {
 protected:
     EngineTest() {
-        cfg.tcp.mode = config::Mode::stealth;
-        cfg.udp.mode = config::Mode::stealth;
         cfg.tcp.block = 1;
         cfg.udp.block = 1;
         cfg.scan_trigger = 0;
@@ -56,7 +54,7 @@ protected:
         return engine().on_probe(probe(src, port, L4::udp), true, now);
     }
 
-    config::Config cfg;
+    Settings cfg;
 
 private:
     std::optional<Engine> eng_;
@@ -140,9 +138,9 @@ TEST_F(EngineTest, NotWatchedIsAcceptedAndNotCounted) {
 // ---- BLOCK_* responses ------------------------------------------------------
 
 TEST_F(EngineTest, Block1WithEveryKillSetRunsEveryResponse) {
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
-    cfg.kill_hosts_deny = "ALL: $TARGET$ : DENY";
-    cfg.kill_run_cmd = "/usr/local/bin/notify $TARGET$ $PORT$";
+    cfg.kill_route = KillRoute::builtin;
+    cfg.kill_hosts_deny = true;
+    cfg.kill_run_cmd = true;
     const Decision d = syn("198.51.100.2", t0);
     EXPECT_EQ(d.outcome, Outcome::reported);
     EXPECT_EQ(d.verdict, Verdict::drop);
@@ -155,7 +153,7 @@ TEST_F(EngineTest, Block1WithEveryKillSetRunsEveryResponse) {
 }
 
 TEST_F(EngineTest, Block1CustomKillRouteIsBannedAndExeced) {
-    cfg.kill_route = "/usr/local/sbin/site-block $TARGET$";
+    cfg.kill_route = KillRoute::custom;
     const Decision d = syn("198.51.100.2", t0);
     EXPECT_TRUE(d.ban);
     EXPECT_TRUE(d.custom_kill_route);
@@ -177,7 +175,7 @@ TEST_F(EngineTest, Block1WithoutKillsDropsReportsButDoesNotBan) {
 
 TEST_F(EngineTest, Block1DropsWhileCountingAndWhenAlreadyBlocked) {
     cfg.scan_trigger = 2;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    cfg.kill_route = KillRoute::builtin;
     EXPECT_EQ(syn("198.51.100.2", t0).verdict, Verdict::drop);        // counting
     EXPECT_EQ(syn("198.51.100.2", t0).verdict, Verdict::drop);        // reported
     const Decision d = syn("198.51.100.2", t0 + 1s);
@@ -189,9 +187,9 @@ TEST_F(EngineTest, Block1DropsWhileCountingAndWhenAlreadyBlocked) {
 
 TEST_F(EngineTest, Block2RunsOnlyTheCommandAndDrops) {
     cfg.tcp.block = 2;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
-    cfg.kill_hosts_deny = "ALL: $TARGET$";
-    cfg.kill_run_cmd = "/usr/local/bin/notify $TARGET$";
+    cfg.kill_route = KillRoute::builtin;
+    cfg.kill_hosts_deny = true;
+    cfg.kill_run_cmd = true;
     const Decision d = syn("198.51.100.2", t0);
     EXPECT_EQ(d.outcome, Outcome::reported);
     EXPECT_EQ(d.verdict, Verdict::drop);
@@ -208,9 +206,9 @@ TEST_F(EngineTest, Block2RunsOnlyTheCommandAndDrops) {
 
 TEST_F(EngineTest, Block0AcceptsReportsOnceAndRunsNothing) {
     cfg.tcp.block = 0;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
-    cfg.kill_hosts_deny = "ALL: $TARGET$";
-    cfg.kill_run_cmd = "/usr/local/bin/notify $TARGET$";
+    cfg.kill_route = KillRoute::builtin;
+    cfg.kill_hosts_deny = true;
+    cfg.kill_run_cmd = true;
     const Decision d = syn("198.51.100.2", t0);
     EXPECT_EQ(d.outcome, Outcome::reported);  // history/blocked still written
     EXPECT_EQ(d.verdict, Verdict::accept);
@@ -244,9 +242,9 @@ TEST_P(BlockMatrix, ProtocolSelectsItsBlockValue) {
     (proto == L4::tcp ? cfg.tcp : cfg.udp).block = block;
     (proto == L4::tcp ? cfg.udp : cfg.tcp).block = block == 1 ? 0 : 1;
     cfg.scan_trigger = 2;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
-    cfg.kill_hosts_deny = "ALL: $TARGET$";
-    cfg.kill_run_cmd = "/usr/local/bin/notify $TARGET$";
+    cfg.kill_route = KillRoute::builtin;
+    cfg.kill_hosts_deny = true;
+    cfg.kill_run_cmd = true;
     auto send = [&](TimePoint t) {
         return proto == L4::tcp ? syn("192.0.2.9", t) : udp("192.0.2.9", t);
     };
@@ -276,7 +274,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BlockCase{0, L4::tcp}, BlockCase{1, L4::tcp}, BlockCase{2, L4::tcp},
                       BlockCase{0, L4::udp}, BlockCase{1, L4::udp}, BlockCase{2, L4::udp}),
     [](const auto& info) {
-        return std::string(info.param.proto == L4::tcp ? "tcp" : "udp") + "_block" +
+        return std::string(net::keyword(info.param.proto)) + "_block" +
                std::to_string(info.param.block);
     });
 
@@ -284,9 +282,9 @@ TEST_F(EngineTest, DryRunActsAsBlock0ForEverything) {
     cfg.dry_run = true;
     cfg.tcp.block = 1;
     cfg.udp.block = 2;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
-    cfg.kill_hosts_deny = "ALL: $TARGET$";
-    cfg.kill_run_cmd = "/usr/local/bin/notify $TARGET$";
+    cfg.kill_route = KillRoute::builtin;
+    cfg.kill_hosts_deny = true;
+    cfg.kill_run_cmd = true;
     for (const Decision& d : {syn("198.51.100.2", t0), udp("198.51.100.3", t0)}) {
         EXPECT_EQ(d.outcome, Outcome::reported);
         EXPECT_EQ(d.verdict, Verdict::accept);
@@ -333,7 +331,7 @@ TEST_F(EngineTest, MappedIPv4IsTheSameSourceAsPlainIPv4) {
 // ---- already blocked ----------------------------------------------------------
 
 TEST_F(EngineTest, BanExpiresExactlyAtBanTime) {
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    cfg.kill_route = KillRoute::builtin;
     cfg.scan_trigger = 2;
     syn("198.51.100.2", t0 - 1s);
     ASSERT_EQ(syn("198.51.100.2", t0).outcome, Outcome::reported);
@@ -349,7 +347,7 @@ TEST_F(EngineTest, BanExpiresExactlyAtBanTime) {
 
 TEST_F(EngineTest, BanTimeZeroIsPermanent) {
     cfg.ban_time = 0s;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    cfg.kill_route = KillRoute::builtin;
     const Decision d = syn("198.51.100.2", t0);
     EXPECT_EQ(d.ban_time, 0s);
     EXPECT_TRUE(engine().is_blocked(ip("198.51.100.2"), t0 + 24h * 3650));
@@ -372,7 +370,7 @@ TEST_F(EngineTest, AlreadyBlockedLogIsRateLimitedPerSource) {
 }
 
 TEST_F(EngineTest, ForgetMakesTheSourceDetectedAgain) {
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    cfg.kill_route = KillRoute::builtin;
     ASSERT_EQ(syn("2001:db8::7", t0).outcome, Outcome::reported);
     engine().forget(ip("2001:db8::7"));  // admin unban
     EXPECT_FALSE(engine().is_blocked(ip("2001:db8::7"), t0));
@@ -417,14 +415,14 @@ TEST_F(EngineTest, BannedHostThatProbesUnderBlock0StaysAccepted) {
 
 TEST_F(EngineTest, ReconfigureKeepsCountsAndBans) {
     cfg.scan_trigger = 3;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    cfg.kill_route = KillRoute::builtin;
     syn("198.51.100.2", t0);
     syn("198.51.100.2", t0 + 1s);
     engine().mark_blocked(ip("198.51.100.9"), t0, t0 + 1h);
 
-    config::Config next = cfg;  // SIGHUP: a new snapshot with another response
+    Settings next = cfg;  // SIGHUP: a new snapshot with another response
     next.tcp.block = 2;
-    next.kill_run_cmd = "/usr/local/bin/notify $TARGET$";
+    next.kill_run_cmd = true;
     engine().reconfigure(next);
 
     const Decision d = syn("198.51.100.2", t0 + 2s);
@@ -438,9 +436,9 @@ TEST_F(EngineTest, ReconfigureKeepsCountsAndBans) {
 
 TEST_F(EngineTest, ReconfigureFromBlock0ToBlock1BansAHostReportedUnder0) {
     cfg.tcp.block = 0;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    cfg.kill_route = KillRoute::builtin;
     syn("198.51.100.2", t0);
-    config::Config next = cfg;
+    Settings next = cfg;
     next.tcp.block = 1;
     engine().reconfigure(next);
     // "already blocked" under 1 means an active ban, which this host never had.
@@ -450,10 +448,10 @@ TEST_F(EngineTest, ReconfigureFromBlock0ToBlock1BansAHostReportedUnder0) {
 }
 
 TEST_F(EngineTest, ReconfigureReadsTheNewKillRoute) {
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    cfg.kill_route = KillRoute::builtin;
     engine();
-    config::Config next = cfg;
-    next.kill_route = "/usr/local/sbin/site-block $TARGET$";
+    Settings next = cfg;
+    next.kill_route = KillRoute::custom;
     engine().reconfigure(next);
     EXPECT_TRUE(syn("198.51.100.2", t0).custom_kill_route);
 }
@@ -463,7 +461,7 @@ TEST_F(EngineTest, ReconfigureReadsTheNewKillRoute) {
 TEST_F(EngineTest, TripwiresUseTheSameTriggerAndBlocking) {
     cfg.scan_trigger = 2;
     cfg.udp.block = 0;
-    cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    cfg.kill_route = KillRoute::builtin;
     Decision d = engine().on_tripwire(ip("198.51.100.2"), L4::tcp, 143, t0);
     EXPECT_EQ(d.outcome, Outcome::counting);
     EXPECT_EQ(d.type, ScanType::tcp_connect);

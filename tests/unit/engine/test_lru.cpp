@@ -53,17 +53,16 @@ uint64_t flood_count() {
     return 10'000'000;
 }
 
-config::Config base() {
-    config::Config c;
-    c.tcp.mode = config::Mode::stealth;
+Settings base() {
+    Settings c;
     c.tcp.block = 1;
     c.scan_trigger = 2;
-    c.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
+    c.kill_route = KillRoute::builtin;
     return c;
 }
 
 TEST(EngineLru, LeastRecentlyUsedSourceIsEvicted) {
-    config::Config cfg = base();
+    Settings cfg = base();
     cfg.max_tracked_sources = 3;
     Engine e(cfg, 1);
     const net::IpAddr a = v4(198, 51, 100, 1), b = v4(198, 51, 100, 2), c = v4(198, 51, 100, 3),
@@ -78,7 +77,7 @@ TEST(EngineLru, LeastRecentlyUsedSourceIsEvicted) {
 }
 
 TEST(EngineLru, ARecentProbeProtectsAnOldSource) {
-    config::Config cfg = base();
+    Settings cfg = base();
     cfg.max_tracked_sources = 3;
     cfg.scan_trigger = 3;
     Engine e(cfg, 1);
@@ -90,7 +89,7 @@ TEST(EngineLru, ARecentProbeProtectsAnOldSource) {
 }
 
 TEST(EngineLru, BannedSourcesOutliveAFloodOfOneProbeSources) {
-    config::Config cfg = base();
+    Settings cfg = base();
     cfg.max_tracked_sources = 64;
     Engine e(cfg, 1);
     const net::IpAddr x = v4(203, 0, 113, 66);
@@ -104,7 +103,7 @@ TEST(EngineLru, BannedSourcesOutliveAFloodOfOneProbeSources) {
 }
 
 TEST(EngineLru, CountingKeepsRoomWhenTheTableIsFullOfBans) {
-    config::Config cfg = base();
+    Settings cfg = base();
     cfg.max_tracked_sources = 16;  // 1/8 reserved for counting: 2 entries
     Engine e(cfg, 1);
     for (uint8_t n = 0; n < 16; ++n) e.mark_blocked(v4(203, 0, 113, n), t0, std::nullopt);
@@ -123,7 +122,7 @@ TEST(EngineLru, CountingKeepsRoomWhenTheTableIsFullOfBans) {
 // is reported again if it is seen again (the kernel set still holds its ban,
 // so with BLOCK 1 it is normally not seen at all).
 TEST(EngineLru, EvictedBannedSourceIsReportedAgain) {
-    config::Config cfg = base();
+    Settings cfg = base();
     cfg.max_tracked_sources = 4;
     cfg.scan_trigger = 1;
     Engine e(cfg, 1);
@@ -136,11 +135,11 @@ TEST(EngineLru, EvictedBannedSourceIsReportedAgain) {
 }
 
 TEST(EngineLru, ReconfigureToASmallerCapEvictsAtOnce) {
-    config::Config cfg = base();
+    Settings cfg = base();
     cfg.max_tracked_sources = 100;
     Engine e(cfg, 1);
     for (uint64_t i = 0; i < 50; ++i) e.on_probe(syn_from(flood_source(i)), true, t0);
-    config::Config next = cfg;
+    Settings next = cfg;
     next.max_tracked_sources = 10;
     e.reconfigure(next);
     EXPECT_EQ(e.tracked_sources(), 10u);
@@ -157,7 +156,7 @@ struct Flood {
 class EngineFlood : public ::testing::TestWithParam<Flood> {};
 
 TEST_P(EngineFlood, StateStaysUnderItsCap) {
-    config::Config cfg = base();
+    Settings cfg = base();
     cfg.scan_trigger = GetParam().trigger;  // 1: every source banned; 2: all still counting
     // This test is about the table cap: every source must really be banned,
     // so the ban-rate caps (tested in test_rate_caps.cpp) are off here.

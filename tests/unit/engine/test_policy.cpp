@@ -9,6 +9,8 @@
 using namespace portsentry;
 using namespace std::chrono_literals;
 using engine::BanPolicy;
+using engine::KillRoute;
+using engine::Settings;
 
 namespace {
 
@@ -17,8 +19,8 @@ net::Cidr cidr(const char* s) { return *net::Cidr::parse(s); }
 }  // namespace
 
 TEST(Escalation, DefaultsAreTimesFourUpToThirtyDays) {
-    config::Config c;  // YAML defaults
-    auto p = BanPolicy::from_config(c);
+    Settings c;  // the defaults (those of the config too: see test_settings in tests/unit/daemon)
+    auto p = BanPolicy::from_settings(c);
     EXPECT_EQ(p.duration(1), 1h);
     EXPECT_EQ(p.duration(2), 4h);
     EXPECT_EQ(p.duration(3), 16h);
@@ -79,10 +81,9 @@ TEST(Aggregation, NeverOverAProtectedAddress) {
 }
 
 TEST(SourceInfo, WhySeesWhetherTheLastProbeWasRateLimited) {
-    config::Config c;
-    c.tcp.mode = config::Mode::advanced;
+    Settings c;
     c.tcp.block = 1;
-    c.kill_route = "nft-set";
+    c.kill_route = KillRoute::builtin;
     c.ban_rate_per_second = 1;
     c.ban_rate_per_prefix_per_minute = 0;
     engine::Engine e(c);

@@ -19,17 +19,20 @@ using pstest::syn;
 
 class ProtectedEngine : public ::testing::Test {
 protected:
+    static Settings settings() {
+        Settings s;
+        s.tcp.block = 1;
+        s.kill_route = KillRoute::builtin;
+        s.scan_trigger = 0;  // the first probe would ban
+        return s;
+    }
     ProtectedEngine() {
-        cfg.tcp.mode = config::Mode::stealth;
-        cfg.tcp.block = 1;
-        cfg.kill_route = "/sbin/iptables -I INPUT -s $TARGET$ -j DROP";
-        cfg.scan_trigger = 0;  // the first probe would ban
         prot.add(ip("203.0.113.2"), ProtectReason::gateway);
         prot.add(ip("198.51.100.53"), ProtectReason::resolver);
         prot.add(*net::Cidr::parse("2001:db8:5::/48"), ProtectReason::session);
         eng.set_protection(&prot);
     }
-    config::Config cfg;
+    Settings cfg = settings();  // the engine takes a copy: reconfigure() after a change
     Protection prot;
     Engine eng{cfg, 0x5eed};
 };
@@ -88,6 +91,7 @@ TEST_F(ProtectedEngine, LogMemoryIsBoundedUnderASpoofedFlood) {
 
 TEST_F(ProtectedEngine, IgnoreListStaysSilentAndWinsOverProtection) {
     cfg.ignore.insert(*net::Cidr::parse("203.0.113.0/24"));
+    eng.reconfigure(cfg);
     EXPECT_EQ(eng.on_probe(syn("203.0.113.2"), true, t0).outcome, Outcome::ignored);
     EXPECT_EQ(eng.counters().protected_hits, 0u);
 }

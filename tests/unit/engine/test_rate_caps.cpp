@@ -8,6 +8,8 @@
 
 using namespace portsentry;
 using engine::Decision;
+using engine::KillRoute;
+using engine::Settings;
 using namespace std::chrono_literals;
 
 namespace {
@@ -15,11 +17,10 @@ namespace {
 using Outcome = Decision::Outcome;
 const engine::TimePoint t0 = engine::TimePoint{} + 1000s;
 
-config::Config base(unsigned per_second, unsigned per_prefix) {
-    config::Config c;
-    c.tcp.mode = config::Mode::advanced;
+Settings base(unsigned per_second, unsigned per_prefix) {
+    Settings c;
     c.tcp.block = 1;
-    c.kill_route = "nft-set";
+    c.kill_route = KillRoute::builtin;
     c.scan_trigger = 1;
     c.ban_rate_per_second = per_second;
     c.ban_rate_per_prefix_per_minute = per_prefix;

@@ -112,10 +112,10 @@ TEST(SourceTable, SettleMovesBetweenLists) {
     SourceTable t(8, kKey);
     const uint32_t i = t.acquire(addr(1));
     EXPECT_EQ(t.kept(), 0u);
-    t.state(i).reported_once = true;
+    t.state(i).flags[1].reported_once = true;
     t.settle(i);
     EXPECT_EQ(t.kept(), 1u);
-    t.state(i).reported_once = false;
+    t.state(i).flags[1].reported_once = false;
     t.settle(i);
     EXPECT_EQ(t.kept(), 0u);
 }

@@ -13,7 +13,10 @@
 
 #include <endian.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <random>
 #include <memory>
 #include <string>
 #include <vector>
@@ -187,6 +190,113 @@ TEST(NftElements, CoveredPrefixesAreDropped) {
     std::vector<std::string> got;
     for (auto& b : out) got.push_back(cidr_text(b.prefix));
     EXPECT_EQ(got, (std::vector<std::string>{"192.0.2.0/24", "192.0.3.0/24", "2001:db8::/32"}));
+}
+
+// The old O(n²) elimination, kept as the reference: shorter prefixes first
+// (stable), each kept unless an earlier kept one covers it.
+std::vector<BanElement> drop_covered_reference(std::vector<BanElement> v) {
+    std::stable_sort(v.begin(), v.end(), [](const BanElement& a, const BanElement& b) {
+        return a.prefix.addr.family != b.prefix.addr.family ? a.prefix.addr.family < b.prefix.addr.family
+                                                            : a.prefix.prefix < b.prefix.prefix;
+    });
+    std::vector<BanElement> out;
+    for (auto& b : v) {
+        bool covered = false;
+        for (auto& k : out)
+            covered = covered || (k.prefix.addr.family == b.prefix.addr.family && k.prefix.prefix <= b.prefix.prefix &&
+                                  k.prefix.contains(b.prefix.addr));
+        if (!covered) out.push_back(b);
+    }
+    return out;
+}
+
+// Random prefixes that nest a lot: a few base addresses, each element a
+// random length over one of them with a few random low bits, so hosts,
+// their /24 or /64, wider ones and exact duplicates (with different
+// timeouts: the first given must win) all occur.
+std::vector<BanElement> random_nested(std::mt19937& rng, size_t n, bool mixed) {
+    std::vector<BanElement> v;
+    std::vector<net::IpAddr> bases;
+    for (int i = 0; i < 6; ++i) {
+        net::IpAddr a;
+        a.family = (mixed && i % 2) ? AF_INET6 : AF_INET;
+        for (auto& byte : a.bytes) byte = static_cast<uint8_t>(rng());
+        if (a.is_v4()) std::fill(a.bytes.begin() + 4, a.bytes.end(), 0);
+        bases.push_back(a);
+    }
+    for (size_t i = 0; i < n; ++i) {
+        net::IpAddr a = bases[rng() % bases.size()];
+        const unsigned bits = a.bits();
+        // Vary the last 1..12 bits, so prefixes overlap densely.
+        const unsigned vary = 1 + rng() % 12;
+        for (unsigned b = bits - vary; b < bits; ++b)
+            if (rng() & 1) a.bytes[b / 8] ^= static_cast<uint8_t>(0x80u >> (b % 8));
+        const unsigned len = rng() % 3 == 0 ? bits : bits - vary + rng() % (vary + 1) - (rng() % 4 == 0 ? 8 : 0);
+        net::Cidr c{a, static_cast<uint8_t>(std::min(len, bits))};
+        for (unsigned b = c.prefix; b < bits; ++b) c.addr.bytes[b / 8] &= static_cast<uint8_t>(~(0x80u >> (b % 8)));
+        std::optional<std::chrono::seconds> t;
+        if (rng() % 2) t = std::chrono::seconds(1 + rng() % 1000);
+        v.push_back({c, t});
+    }
+    return v;
+}
+
+void expect_same(const std::vector<BanElement>& got, const std::vector<BanElement>& want) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].prefix, want[i].prefix) << "element " << i;
+        EXPECT_EQ(got[i].timeout, want[i].timeout) << "element " << i << " " << cidr_text(got[i].prefix);
+    }
+}
+
+TEST(NftElements, CoveredPrefixesMatchTheBruteForceReference) {
+    std::mt19937 rng(20261201);
+    for (int round = 0; round < 300; ++round) {
+        SCOPED_TRACE(round);
+        auto v = random_nested(rng, 1 + rng() % 200, round % 3 != 0);
+        expect_same(drop_covered(v), drop_covered_reference(v));
+    }
+}
+
+TEST(NftElements, CoveredPrefixesEdgeCases) {
+    expect_same(drop_covered({}), {});
+    // 0.0.0.0/0 and ::/0 cover everything of their family, nothing of the other.
+    auto all = drop_covered({{cidr("192.0.2.1"), std::nullopt},
+                             {cidr("0.0.0.0/0"), std::nullopt},
+                             {cidr("2001:db8::1"), std::nullopt},
+                             {cidr("::/0"), std::nullopt},
+                             {cidr("255.255.255.255"), std::nullopt}});
+    ASSERT_EQ(all.size(), 2u);
+    EXPECT_EQ(all[0].prefix, cidr("0.0.0.0/0"));
+    EXPECT_EQ(all[1].prefix, cidr("::/0"));
+    // A prefix with host bits set still covers what its network covers.
+    net::Cidr sloppy = cidr("198.51.100.0/24");
+    sloppy.addr.bytes[3] = 77;
+    auto s = drop_covered({{cidr("198.51.100.200"), std::nullopt}, {sloppy, std::nullopt}});
+    ASSERT_EQ(s.size(), 1u);
+    EXPECT_EQ(s[0].prefix.prefix, 24);
+    EXPECT_THROW(drop_covered({{net::Cidr{}, std::nullopt}}), std::invalid_argument);
+}
+
+// O(n log n) guard without a clock: a million host bans with their /24s (the
+// shape a restore meets) finish well inside the test timeout, where the old
+// pairwise check needed ~10^11 comparisons. Every host is covered.
+TEST(NftElements, CoveredPrefixesAtAMillion) {
+    std::vector<BanElement> v;
+    v.reserve(1'050'000);
+    for (uint32_t i = 0; i < 1'000'000; ++i)
+        v.push_back({net::Cidr::host(net::IpAddr::v4(0x0B000000u + i * 7)), std::chrono::seconds(60)});
+    for (uint32_t i = 0; i < 1'000'000 * 7 / 256; i += 2)  // every other /24 of that range
+        v.push_back({net::Cidr{net::IpAddr::v4(0x0B000000u + i * 256), 24}, std::nullopt});
+    const size_t n24 = v.size() - 1'000'000;
+    size_t in_odd = 0;  // hosts in the odd /24s: not covered
+    for (uint32_t i = 0; i < 1'000'000; ++i) in_odd += ((i * 7) >> 8) & 1;
+    auto out = drop_covered(std::move(v));
+    size_t hosts = 0;
+    for (auto& e : out) hosts += e.prefix.prefix == 32;
+    EXPECT_EQ(out.size() - hosts, n24);
+    EXPECT_EQ(hosts, in_odd);
+    EXPECT_EQ(out.front().prefix.prefix, 24);  // shorter prefixes first, as before
 }
 
 // ---- apply batch ----------------------------------------------------------------

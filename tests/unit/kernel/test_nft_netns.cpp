@@ -106,7 +106,7 @@ TEST_F(NftNetns, ProbeMatchesWhatTheKernelAcceptsAndLeavesNoTable) {
         }
         EXPECT_EQ(in(b), applied) << to_string(b);
     }
-    // On this project's kernels (DESIGN §2): no nft_queue, xt NFQUEUE and log work.
+    // On this project's kernels (docs/ARCHITECTURE.md): no nft_queue, xt NFQUEUE and log work.
     EXPECT_TRUE(in(Backend::xt_queue) || in(Backend::queue));
     EXPECT_TRUE(in(Backend::nflog));
 }
