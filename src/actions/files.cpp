@@ -177,6 +177,20 @@ HostsDenyResult hosts_deny_add(const std::string& path, std::string_view line,
     addition.append(line);
     addition.push_back('\n');
 
+    // In place under the lock we hold: never lose the line.
+    auto append_in_place = [&](const char* why) {
+        int flags = ::fcntl(fd.get(), F_GETFL);
+        if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0)
+            return fail(sys_error("fcntl O_APPEND " + path, errno));
+        if (int werr = base::write_all(fd.get(), addition); werr != 0)
+            return fail(sys_error(std::string("append ") + path + " (" + why + ")", werr));
+        (void)::fsync(fd.get());
+        HostsDenyResult r;
+        r.status = HostsDenyResult::Status::added;
+        r.appended_in_place = true;
+        return r;
+    };
+
     // Temp file in the same directory, so rename() stays within one filesystem.
     base::AtomicWriteOptions w;
     w.temp = base::dir_of(path) + "/.hosts.deny.portsentry.XXXXXX";
@@ -189,20 +203,14 @@ HostsDenyResult hosts_deny_add(const std::string& path, std::string_view line,
     } catch (const base::RenameError& e) {
         // EBUSY: `path` is a mount point (a file bind-mounted into a container or a
         // test namespace) and cannot be replaced. EXDEV likewise for odd mounts.
-        // Append in place under the lock we hold instead: never lose the line.
         if (e.code().value() != EBUSY && e.code().value() != EXDEV) return fail(e.what());
+        return append_in_place("rename gave EBUSY");
     } catch (const std::system_error& e) {
+        // EROFS: the systemd unit's ProtectSystem=strict leaves /etc read-only
+        // and only the file itself writable (ReadWritePaths=-/etc/hosts.deny).
+        if (e.code().value() == EROFS) return append_in_place("its directory is read-only");
         return fail(e.what());
     }
-    int flags = ::fcntl(fd.get(), F_GETFL);
-    if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_APPEND) != 0)
-        return fail(sys_error("fcntl O_APPEND " + path, errno));
-    if (int werr = base::write_all(fd.get(), addition); werr != 0)
-        return fail(sys_error("append " + path + " (rename gave EBUSY)", werr));
-    (void)::fsync(fd.get());
-    res.status = HostsDenyResult::Status::added;
-    res.appended_in_place = true;
-    return res;
 }
 
 }  // namespace portsentry::actions

@@ -179,8 +179,9 @@ const KeyInfo kKeys[] = {
      "Every ban (address, origin, times, count): a snapshot rewritten atomically, and a journal of "
      "changes beside it (<state>.journal.N); bans are restored from them after a restart.",
      PS_FIELD(state_file)},
-    {"control_socket", "", ValueKind::path, "\"/run/portsentry-nfq.sock\"", nullptr, 0, 0, true,
-     "Root-only socket for status, list, why, ban and unban.",
+    {"control_socket", "", ValueKind::path, "\"/run/portsentry-nfq/portsentry-nfq.sock\"", nullptr, 0, 0, true,
+     "Root-only socket for status, list, why, ban, unban and reload; the instance lock "
+     "is this path plus \".lock\". A missing directory is created (mode 0700).",
      PS_FIELD(control_socket)},
     {"json_log", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
      "Append one JSON object per event (scan, ban, unban, rate_limited, protected, "

@@ -19,6 +19,7 @@
 #include "portsentry/daemon/keepers.hpp"
 #include "portsentry/daemon/loop.hpp"
 #include "portsentry/daemon/metrics.hpp"
+#include "portsentry/daemon/notify.hpp"
 #include "portsentry/daemon/probe_path.hpp"
 #include "portsentry/daemon/reload.hpp"
 #include "portsentry/daemon/settings.hpp"
@@ -84,6 +85,7 @@ struct Service::Impl final : BanListener, CommandHandler {
     std::unique_ptr<Tripwires> tripwires;
     std::unique_ptr<kernel::PacketSource> source;
     std::unique_ptr<ControlServer> control;
+    std::unique_ptr<SystemdNotifier> notifier;
     kernel::Backend backend = kernel::Backend::nflog;
     Stats stats;
     int signal_fd = -1, timer_fd = -1;
@@ -112,7 +114,8 @@ struct Service::Impl final : BanListener, CommandHandler {
     void open_timers();
     void on_signal();
     void on_tick();
-    void reload();
+    ControlReply reload() override;
+    std::string status_line();
     void register_all_metrics();
 
     // BanListener
@@ -148,6 +151,10 @@ struct Service::Impl final : BanListener, CommandHandler {
 };
 
 void Service::Impl::start() {
+    log.write(fmt::format("portsentry-nfq: {}; ignore list: {}", opts.resolved.why,
+                          cfg->ignore_file.empty() ? std::string("none")
+                                                   : fmt::format("{} + {}.static ({} entries)", cfg->ignore_file,
+                                                                 cfg->ignore_file, cfg->ignore.entries().size())));
     lock = LockFile::acquire(cfg->control_socket + ".lock", false);
     if (!lock.locked())
         throw std::runtime_error("another portsentry-nfq already runs with control socket " + cfg->control_socket);
@@ -184,6 +191,7 @@ void Service::Impl::start() {
     loop.add_idle("state serializing", [this] { return saver.pending(); }, [this](const Now& n) { saver.step(n.steady); });
     open_timers();
     register_all_metrics();
+    notifier = std::make_unique<SystemdNotifier>(loop);
     // The queue is bound: start-up changes (trimmed or forgotten records)
     // are journaled in slices by the idle step, never in one go on the loop.
     saver.tick(loop.now().steady);
@@ -257,6 +265,7 @@ void Service::Impl::on_signal() {
             case SIGCHLD: responder->reap(); break;
             case SIGTERM:
             case SIGINT:
+                notifier->stopping();
                 saver.save_now();
                 // The table stays: bans keep dropping, and `bypass` answers probes again.
                 log.write(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
@@ -275,6 +284,21 @@ void Service::Impl::on_tick() {
     saver.tick(loop.now().steady);
     ruleset.tick(loop.now());
     stats.sample();
+    notifier->status(status_line());
+}
+
+// systemd's STATUS= line: `status` in one line.
+std::string Service::Impl::status_line() {
+    stats.sample();
+    uint64_t bans_now = 0, drops = 0;
+    for (const auto& m : stats.snapshot()) {
+        const auto k = m.key();
+        if (k == "portsentry_bans_active{family=\"ipv4\"}" || k == "portsentry_bans_active{family=\"ipv6\"}")
+            bans_now += static_cast<uint64_t>(m.value);
+        else if (k == "portsentry_engine_verdicts_total{verdict=\"drop\"}")
+            drops = static_cast<uint64_t>(m.value);
+    }
+    return fmt::format("backend {}; {} bans; {} probes dropped", kernel::to_string(backend), bans_now, drops);
 }
 
 ControlReply Service::Impl::why(const std::string& addr) {
@@ -322,24 +346,33 @@ void Service::Impl::register_all_metrics() {
 
 // SIGHUP: every setting the key table names is compared; the parts take the
 // new config as a whole, except the restart-only keys (reload.cpp).
-void Service::Impl::reload() {
+ControlReply Service::Impl::reload() {
+    notifier->reloading();
+    const auto refused = [this](const std::string& why) {
+        notifier->reloaded(status_line(), why);
+        return ControlReply{1, why + "\nreload refused: keeping the running configuration\n"};
+    };
     std::unique_ptr<config::Config> next;
     try {
         next = std::make_unique<config::Config>(load_config(opts));
     } catch (const config::ConfigError& e) {
-        for (const auto& d : e.diagnostics()) log.write("portsentry-nfq: reload: " + d.to_string());
+        std::string diags;
+        for (const auto& d : e.diagnostics()) {
+            log.write("portsentry-nfq: reload: " + d.to_string());
+            diags += (diags.empty() ? "" : "\n") + d.to_string();
+        }
         log.write("portsentry-nfq: reload failed: keeping the running configuration");
-        return;
+        return refused(diags);
     } catch (const std::exception& e) {
         log.write(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
-        return;
+        return refused(fmt::format("{}: {}", opts.config_path, e.what()));
     }
     const ReloadPlan plan = plan_reload(*cfg, *next);
     try {
         prepare_directories(*next);
     } catch (const std::exception& e) {
         log.write(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
-        return;
+        return refused(e.what());
     }
     auto old = std::move(cfg);
     cfg = std::move(next);
@@ -355,7 +388,7 @@ void Service::Impl::reload() {
         cfg = std::move(old);
         protection.install(*cfg, std::move(old_protection));
         bans.reconfigure(ban_settings(*cfg));
-        return;
+        return refused(fmt::format("{}: ruleset rejected: {}", cfg->source_file, e.what()));
     }
     engine.reconfigure(engine_settings(*cfg));
     responder->reconfigure(*cfg);
@@ -368,8 +401,11 @@ void Service::Impl::reload() {
     for (const auto& k : plan.needs_restart)
         log.write(fmt::format("portsentry-nfq: reload: {} changed: needs a restart (still using {})", k,
                               config::format_value(*config::find_yaml_key(k), *cfg)));
-    log.write(fmt::format("portsentry-nfq: configuration reloaded from {}{}", cfg->source_file,
-                          plan.changed.empty() ? " (no setting changed)" : " (changed: " + join(plan.changed) + ")"));
+    const auto done = fmt::format("configuration reloaded from {}{}", cfg->source_file,
+                                  plan.changed.empty() ? " (no setting changed)" : " (changed: " + join(plan.changed) + ")");
+    log.write("portsentry-nfq: " + done);
+    notifier->reloaded(status_line());
+    return {0, done + "\n"};
 }
 
 Service::Service(const Options& o) {
@@ -393,6 +429,7 @@ int Service::run() {
     m.log.write(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
                             config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),
                             m.cfg->udp.block, m.bans.active_count(m.loop.now().wall), m.cfg->dry_run ? ", DRY RUN" : ""));
+    m.notifier->ready(m.status_line());
     m.loop.run();
     return 0;
 }

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -424,6 +425,16 @@ std::vector<net::Cidr> BanStore::hosts_within(const net::Cidr& prefix, int64_t n
 LockFile LockFile::acquire(const std::string& path, bool wait) {
     LockFile l;
     base::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    // The default lives in the unit's RuntimeDirectory=, which systemd
+    // removes when the service stops: offline commands (and a daemon run by
+    // hand) make it again, root-only like the socket in it.
+    if (!fd && errno == ENOENT) {
+        const auto slash = path.rfind('/');
+        if (slash != std::string::npos && slash > 0 && ::mkdir(path.substr(0, slash).c_str(), 0700) == 0)
+            fd = base::UniqueFd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+        else
+            errno = ENOENT;
+    }
     if (!fd) throw sys_error("cannot open lock file " + path);
     if (::flock(fd.get(), LOCK_EX | (wait ? 0 : LOCK_NB)) < 0) {
         if (errno == EWOULDBLOCK) return l;

@@ -211,3 +211,26 @@ TEST(HostsDeny, RealBindMountedFileGetsTheLine) {
     EXPECT_EQ(pstest::read_file(outside), "sshd: 192.0.2.66\nALL: 198.51.100.2 : DENY\n");
     EXPECT_EQ(pstest::read_file(inside), "");
 }
+
+// The systemd unit's sandbox: ProtectSystem=strict makes /etc read-only and
+// ReadWritePaths=-/etc/hosts.deny bind-mounts the file itself writable. No
+// temp file can be made next to it (EROFS): the line is appended in place.
+TEST(HostsDeny, ReadOnlyDirectoryWritableFileGetsTheLine) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root for unshare -m";
+    pstest::TempDir d;
+    const std::string dir = d / "etc";
+    const std::string file = dir + "/hosts.deny";
+    ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+    pstest::write_file(file, "sshd: 192.0.2.66\n");
+    auto r = pstest::run_capture(
+        {"unshare", "-m", "--propagation", "private", "sh", "-c",
+         "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && mount --bind \"$2\" \"$2\" && "
+         "mount -o remount,bind,rw \"$2\" && exec \"$3\" \"$2\" \"$4\"",
+         "sh", dir, file, HOSTS_DENY_HELPER, "ALL: 198.51.100.2 : DENY"});
+    if (r.output.find("mount:") != std::string::npos || r.output.find("unshare:") != std::string::npos)
+        GTEST_SKIP() << "mount namespaces unavailable: " << r.output;
+    ASSERT_TRUE(WIFEXITED(r.status));
+    EXPECT_EQ(WEXITSTATUS(r.status), 0) << r.output;
+    EXPECT_EQ(r.output, "added-in-place\n");
+    EXPECT_EQ(pstest::read_file(file), "sshd: 192.0.2.66\nALL: 198.51.100.2 : DENY\n");
+}

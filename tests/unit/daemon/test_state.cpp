@@ -453,6 +453,9 @@ TEST(LockFile, SecondHolderIsRefused) {
 }
 
 TEST(Control, RequestReplyRoundTripAndNoDaemon) {
+    // The server answers uid 0 only (SO_PEERCRED): as anyone else the round
+    // trip is the refusal (dh_auto_test runs the suite unprivileged).
+    if (::geteuid() != 0) GTEST_SKIP() << "the control socket serves uid 0 only";
     TempDir d;
     auto path = (d.path / "ctl.sock").string();
     EXPECT_FALSE(daemon::control_request(path, "status").has_value());  // nobody listens
