@@ -58,9 +58,7 @@ void ResponseWorker::push(Item it) {
 bool ResponseWorker::submit(Job j) {
     {
         std::lock_guard lk(mu_);
-        size_t jobs = 0;
-        for (const auto& i : items_) jobs += i.kind == Item::Kind::job ? 1 : 0;
-        if (jobs >= opts_.capacity || stop_) {
+        if (jobs_ >= opts_.capacity || stop_) {
             counters_.overflow.inc();
             ++lost_;
             if (lost_addrs_.size() < kSummaryAddresses) lost_addrs_.push_back(j.rep.src.unmapped().to_string());
@@ -69,6 +67,7 @@ bool ResponseWorker::submit(Job j) {
         Item it;
         it.job = std::move(j);
         items_.push_back(std::move(it));
+        ++jobs_;
     }
     counters_.queued.inc();
     wake_cv_.notify_one();
@@ -145,6 +144,7 @@ void ResponseWorker::run() {
             did = true;
             Item it = std::move(items_.front());
             items_.pop_front();
+            if (it.kind == Item::Kind::job) --jobs_;
             busy_ = true;
             lk.unlock();
             run_item(it);

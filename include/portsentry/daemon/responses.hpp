@@ -133,6 +133,7 @@ private:
     mutable std::mutex mu_;
     std::condition_variable wake_cv_;
     std::deque<Item> items_;
+    size_t jobs_ = 0;                       // Kind::job entries in items_ (the capacity counts these)
     std::vector<BanRequest> ban_requests_;  // worker → loop
     std::vector<Done> done_items_;          // worker → loop
     bool busy_ = false, woken_ = false, stop_ = false;

@@ -235,7 +235,7 @@ TEST_F(ResponsesTest, DrainsAndStopsWithinTheDeadline) {
 // refused by a full queue.
 TEST_F(ResponsesTest, BanEndedRemovesTheHostsDenyLine) {
     cfg.kill_hosts_deny = "ALL: $TARGET$";
-    ropts.hosts_deny.rewrite_interval = 0s;
+    // the default interval: the first clean-up is not delayed by it
     start();
     auto r = report("198.51.100.9", false, false);
     r.d.hosts_deny = true;
