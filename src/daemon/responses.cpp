@@ -234,7 +234,10 @@ void ResponseWorker::on_ready(const Now& now) {
         }
     }
     for (const auto& d : dones) done_(d, now);
-    if (on_idle_ && idle()) on_idle_();
+    if (on_idle_ && idle()) {
+        const auto f = on_idle_;  // a copy: the callback may clear on_idle_ (exit_now does)
+        f();
+    }
 }
 
 }  // namespace portsentry::daemon
