@@ -64,6 +64,7 @@ bool ResponseWorker::submit(Job j) {
             if (lost_addrs_.size() < kSummaryAddresses) lost_addrs_.push_back(j.rep.src.unmapped().to_string());
             return false;
         }
+        responder_.prefetch(j.rep.src);  // the lookup runs while the job waits its turn
         Item it;
         it.job = std::move(j);
         items_.push_back(std::move(it));

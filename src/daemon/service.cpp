@@ -163,7 +163,11 @@ void Service::Impl::start() {
     if (!lock.locked())
         throw std::runtime_error("another portsentry-nfq already runs with control socket " + cfg->control_socket);
     prepare_directories(*cfg);
-    responder = std::make_unique<actions::Responder>(*cfg, log);
+    // Lookups are started when a report is queued (ResponseWorker::submit);
+    // the worker only waits for the rest of one, never starts one in turn.
+    actions::ResponderOptions ropts;
+    ropts.resolver.prefetch_only = true;
+    responder = std::make_unique<actions::Responder>(*cfg, log, ropts);
     events.open(cfg->json_log);
     std::vector<std::string> warnings;
     store.load(&warnings, stop_if_asked);

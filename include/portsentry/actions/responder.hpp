@@ -125,6 +125,12 @@ public:
     void reap(TimePoint now);
     // Set by the daemon's worker: a KILL_RUN_CMD_FIRST wait ends when it turns true (exit).
     void set_abort(const std::atomic<bool>* abort) { abort_ = abort; }
+    // Any thread (the daemon's loop, when it queues a report): start the
+    // reverse lookup handle() will want, so lookups overlap.
+    void prefetch(const net::IpAddr& a) {
+        std::lock_guard lk(resolver_mu_);
+        resolver_->prefetch(a.unmapped());
+    }
     // A ban ended early (unban, eviction): its hosts.deny lines go at the next clean-up.
     void ban_ended(const net::IpAddr& a) { hosts_deny_.ended(a.unmapped()); }
     // SIGHUP: reopen history and blocked files (logrotate).
