@@ -1,5 +1,6 @@
 #include "portsentry/actions/log.hpp"
 
+#include <sys/resource.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -77,6 +78,9 @@ Log::~Log() {
 }
 
 void Log::writer() {
+    // Background work, as the daemon's response worker: the packet thread
+    // wins a shared CPU (nice applies to this thread only on Linux).
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
     std::unique_lock lk(mu_);
     for (;;) {
         wake_.wait(lk, [&] { return stop_ || !queue_.empty(); });

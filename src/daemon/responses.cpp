@@ -1,6 +1,7 @@
 #include "portsentry/daemon/responses.hpp"
 
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -11,6 +12,7 @@ namespace portsentry::daemon {
 
 namespace {
 constexpr size_t kSummaryAddresses = 16;
+constexpr int kWorkerNice = 10;
 }
 
 ResponseWorker::ResponseWorker(Loop& loop, actions::Responder& responder, actions::Log& log, BanNow ban,
@@ -132,6 +134,11 @@ void ResponseWorker::tick(const Now& now) {
 // ---------------------------------------------------------------- worker thread
 
 void ResponseWorker::run() {
+    // Background work: when this thread and the packet thread want the same
+    // CPU (a flood of fresh sources, a box with one core), the packet thread
+    // wins: nice 10 is ~1/10 of its CFS weight. Linux applies a thread id's
+    // nice to that thread only. Best effort (a failure leaves nice 0).
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), kWorkerNice);
     auto last_reap = actions::Clock::now();
     std::unique_lock lk(mu_);
     for (;;) {
