@@ -148,6 +148,13 @@ HostsDenyResult HostsDenyFile::add(const std::string& line, const net::IpAddr& i
     return {HostsDenyResult::Status::added, {}};
 }
 
+void HostsDenyFile::preload() {
+    UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) return;  // add() reports why
+    (void)sync_from(fd.get(), st, nullptr);
+}
+
 void HostsDenyFile::reset(std::string path) {
     path_ = std::move(path);
     present_.clear();

@@ -48,6 +48,9 @@ Responder::Responder(const config::Config& cfg, Log& log, ResponderOptions opts)
       history_(cfg.history_file),
       record_bucket_(opts_.record_burst, opts_.record_per_second) {
     make_resolver();
+    // A big hosts.deny (tens of thousands of lines) is read at start, not in
+    // the middle of the first scan's responses.
+    if (!cfg_.kill_hosts_deny.empty()) hosts_deny_.preload();
 }
 
 Responder::~Responder() = default;

@@ -64,6 +64,9 @@ public:
     // this object wrote it for an earlier ban of `ip`, it is kept for the new
     // one. Refuses a symlink or non-regular file; creates the file (0644).
     HostsDenyResult add(const std::string& line, const net::IpAddr& ip, std::optional<TimePoint> until);
+    // Reads the file's lines now (start-up) rather than at the first ban,
+    // which would then wait for a big file. A missing file is not created.
+    void preload();
     // `ip`'s ban ended early (unban, eviction): its lines go at the next rewrite.
     void ended(const net::IpAddr& ip);
     // Removes the lines of ended bans (ended() or `until` reached by `now`) in

@@ -241,3 +241,18 @@ TEST(HostsDeny, RealBindMountedFileKeepsWorking) {
     EXPECT_EQ(r.output, "added\nremoved-in-place\n") << r.output;
     EXPECT_EQ(pstest::read_file(outside), "sshd: 192.0.2.66\n");
 }
+
+// preload() reads the lines at start-up (no file is created); the first ban
+// then only appends.
+TEST(HostsDeny, PreloadReadsWithoutCreating) {
+    pstest::TempDir d;
+    const std::string p = d / "hosts.deny";
+    HostsDenyFile missing(p);
+    missing.preload();
+    EXPECT_NE(access(p.c_str(), F_OK), 0);
+    pstest::write_file(p, "ALL: 198.51.100.1\n");
+    HostsDenyFile f(p);
+    f.preload();
+    EXPECT_EQ(f.add("ALL: 198.51.100.1", ip("198.51.100.1"), std::nullopt).status, Status::already_present);
+    EXPECT_EQ(f.counters().rereads.value(), 0u);
+}
