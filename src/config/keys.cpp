@@ -126,8 +126,8 @@ const KeyInfo kKeys[] = {
      "Never done over a protected address. 0 = never aggregate.",
      PS_FIELD(ipv6_aggregate_after)},
     {"kill_hosts_deny", "KILL_HOSTS_DENY", ValueKind::deny_line, "\"\"", nullptr, 0, 0, false,
-     "Line appended to hosts_deny_file on a ban (block 1), with $TARGET$ and $PORT$ "
-     "expanded; must contain $TARGET$. \"\" = do not touch hosts.deny.",
+     "Line appended to hosts_deny_file once per new ban (block 1), with $TARGET$ and $PORT$ "
+     "expanded, and removed when the ban ends; must contain $TARGET$. \"\" = do not touch hosts.deny.",
      PS_FIELD(kill_hosts_deny)},
     {"hosts_deny_file", "", ValueKind::path, "\"/etc/hosts.deny\"", nullptr, 0, 0, true,
      "The TCP wrappers file kill_hosts_deny is written to.",
@@ -138,10 +138,12 @@ const KeyInfo kKeys[] = {
      "put those in a script. \"\" = none.",
      PS_FIELD(kill_run_cmd)},
     {"kill_run_cmd_first", "KILL_RUN_CMD_FIRST", ValueKind::flag, "false", nullptr, 0, 0, false,
-     "Run kill_run_cmd before the ban instead of after it.",
+     "Run kill_run_cmd before the ban instead of after it; the ban waits until it completes "
+     "(or run_cmd_timeout), as in 1.2. Verdicts never wait.",
      PS_FIELD(kill_run_cmd_first)},
     {"run_cmd_timeout", "", ValueKind::duration, "10s", nullptr, 1, 3600, false,
-     "kill_run_cmd and a custom kill_route are killed after this long.",
+     "kill_run_cmd and a custom kill_route are killed after this long. On SIGTERM, pending "
+     "responses get this long plus 1 s to finish.",
      PS_FIELD(run_cmd_timeout)},
     // ---- kernel -----------------------------------------------------------
     {"steer", "", ValueKind::steer, "auto", nullptr, 0, 0, false,

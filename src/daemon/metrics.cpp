@@ -78,7 +78,7 @@ void source_metrics(Stats& s, const kernel::PacketSource& src, uint16_t queue_nu
 void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& log, const JsonEvents& ev) {
     const auto& c = r.counters();
     const char* h = "1.2 responses (history/blocked, hosts.deny, commands)";
-    const std::pair<const char*, const uint64_t*> figs[] = {
+    const std::pair<const char*, const base::Counter*> figs[] = {
         {"reports", &c.reports},
         {"records_written", &c.records_written},
         {"records_suppressed", &c.records_suppressed},
@@ -90,17 +90,21 @@ void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& l
         {"hosts_deny_failed", &c.hosts_deny_failed},
         {"response_failures", &c.response_failures},
         {"commands_deduplicated", &c.commands_deduplicated},
+        {"commands_waited", &c.commands_waited},
+        {"hosts_deny_rewrites", &r.hosts_deny_file().counters().rewrites},
+        {"hosts_deny_rewrites_in_place", &r.hosts_deny_file().counters().rewrites_in_place},
+        {"hosts_deny_lines_removed", &r.hosts_deny_file().counters().lines_removed},
     };
     for (const auto& [name, v] : figs)
-        s.counter_fn(fmt::format("portsentry_responder_{}_total", name), {}, h, fn([v = v] { return *v; }));
+        s.counter_fn(fmt::format("portsentry_responder_{}_total", name), {}, h, fn([v = v] { return v->value(); }));
     const auto& cmd = r.commands().counters();
-    const std::pair<const char*, const uint64_t*> cmds[] = {
+    const std::pair<const char*, const base::Counter*> cmds[] = {
         {"started", &cmd.started},   {"spawn_failed", &cmd.spawn_failed}, {"refused", &cmd.refused},
         {"exited_ok", &cmd.exited_ok}, {"exited_failed", &cmd.exited_failed}, {"timed_out", &cmd.timed_out},
     };
     for (const auto& [name, v] : cmds)
         s.counter_fn("portsentry_commands_total", {{"result", name}}, "KILL_RUN_CMD / custom KILL_ROUTE runs",
-                     fn([v = v] { return *v; }));
+                     fn([v = v] { return v->value(); }));
     using RC = actions::ResolverCounters;
     const std::pair<const char*, uint64_t RC::*> res[] = {
         {"lookups", &RC::lookups}, {"resolved", &RC::resolved}, {"cache_hits", &RC::cache_hits},
@@ -108,7 +112,7 @@ void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& l
     };
     for (const auto& [name, f] : res)
         s.counter_fn("portsentry_resolver_total", {{"result", name}}, "RESOLVE_HOST reverse lookups",
-                     fn([&r, f = f] { return r.resolver().counters().*f; }));
+                     fn([&r, f = f] { return r.resolver_counters().*f; }));
     using LC = actions::LogCounters;
     const std::pair<const char*, uint64_t LC::*> logs[] = {
         {"written", &LC::written}, {"suppressed", &LC::suppressed}, {"summaries", &LC::summaries}};
@@ -121,6 +125,19 @@ void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& l
     for (const auto& [name, f] : evs)
         s.counter_fn("portsentry_json_log_events_total", {{"result", name}}, "json_log events",
                      fn([&ev, f = f] { return ev.file() ? ev.file()->counters().*f : 0; }));
+}
+
+void response_metrics(Stats& s, const ResponseWorker& w) {
+    const auto& c = w.counters();
+    const char* h = "reports handed to the response worker (issue 12: nothing slow on the packet thread)";
+    s.add("portsentry_responses_total", {{"result", "queued"}}, h, c.queued);
+    s.add("portsentry_responses_total", {{"result", "overflow"}}, h, c.overflow);
+    s.add("portsentry_responses_total", {{"result", "handled"}}, h, c.handled);
+    s.add("portsentry_responses_total", {{"result", "abandoned"}}, h, c.abandoned);
+    s.add("portsentry_responses_deferred_bans_total", {}, "KILL_RUN_CMD_FIRST bans made after their command",
+          c.ban_requests);
+    s.gauge_fn("portsentry_responses_waiting", {}, "reports and notices waiting for the response worker",
+               [&w] { return static_cast<double>(w.waiting()); });
 }
 
 void ban_metrics(Stats& s, const BanManager& b, const BanStore& store, const RulesetKeeper& rk) {
@@ -204,6 +221,7 @@ void register_metrics(Stats& stats, const MetricParts& p) {
     engine_metrics(stats, p.engine);
     source_metrics(stats, p.source, p.queue_num, p.backend);
     action_metrics(stats, p.responder, p.log, p.events);
+    response_metrics(stats, p.responses);
     ban_metrics(stats, p.bans, p.store, p.ruleset);
     daemon_metrics(stats, p);
 }

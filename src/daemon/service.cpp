@@ -22,6 +22,7 @@
 #include "portsentry/daemon/notify.hpp"
 #include "portsentry/daemon/probe_path.hpp"
 #include "portsentry/daemon/reload.hpp"
+#include "portsentry/daemon/responses.hpp"
 #include "portsentry/daemon/settings.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/daemon/state_saver.hpp"
@@ -69,7 +70,8 @@ std::string join(const std::vector<std::string>& v) {
 struct Service::Impl final : BanListener, CommandHandler {
     Options opts;
     std::unique_ptr<config::Config> cfg;
-    actions::Log log{actions::LogOptions{.use_syslog = true, .foreground = true}};
+    // Lines are emitted on the log's own thread: syslog() must not hold the loop.
+    actions::Log log{actions::LogOptions{.use_syslog = true, .foreground = true, .async = true}};
     Loop loop;
     JsonEvents events{log};
     BanStore store;
@@ -82,13 +84,16 @@ struct Service::Impl final : BanListener, CommandHandler {
     StateSaver saver;
     std::unique_ptr<actions::Responder> responder;
     std::unique_ptr<ProbePath> probes;
+    // After responder and probes: destroyed (stopped and joined) before them.
+    std::unique_ptr<ResponseWorker> worker;
     std::unique_ptr<Tripwires> tripwires;
     std::unique_ptr<kernel::PacketSource> source;
     std::unique_ptr<ControlServer> control;
     std::unique_ptr<SystemdNotifier> notifier;
     kernel::Backend backend = kernel::Backend::nflog;
     Stats stats;
-    int signal_fd = -1, timer_fd = -1;
+    int signal_fd = -1, timer_fd = -1, drain_fd = -1;
+    bool draining = false;
     const std::time_t started = std::time(nullptr);
 
     Impl(const Options& o, std::unique_ptr<config::Config> c)
@@ -103,8 +108,10 @@ struct Service::Impl final : BanListener, CommandHandler {
     }
 
     ~Impl() override {
+        worker.reset();  // joined while the loop and the parts it calls still exist
         if (signal_fd >= 0) ::close(signal_fd);
         if (timer_fd >= 0) ::close(timer_fd);
+        if (drain_fd >= 0) ::close(drain_fd);
     }
 
     void start();
@@ -113,6 +120,8 @@ struct Service::Impl final : BanListener, CommandHandler {
     void open_source();
     void open_timers();
     void on_signal();
+    void drain(int signo);
+    void exit_now(int signo);
     void on_tick();
     ControlReply reload() override;
     std::string status_line();
@@ -124,7 +133,10 @@ struct Service::Impl final : BanListener, CommandHandler {
         if (left) until = loop.now().steady + *left;
         engine.mark_blocked(a, loop.now().steady, until);
     }
-    void forgotten(const net::IpAddr& a) override { engine.forget(a); }
+    void forgotten(const net::IpAddr& a) override {
+        engine.forget(a);
+        if (worker) worker->ban_ended(a);  // its hosts.deny line goes
+    }
     void event(const char* name, nlohmann::ordered_json fields) override { events.emit(name, std::move(fields)); }
     void note(const std::string& line) override { log.write(line); }
     void changed(bool soon) override {
@@ -159,7 +171,11 @@ void Service::Impl::start() {
     if (!lock.locked())
         throw std::runtime_error("another portsentry-nfq already runs with control socket " + cfg->control_socket);
     prepare_directories(*cfg);
-    responder = std::make_unique<actions::Responder>(*cfg, log);
+    // Lookups are started when a report is queued (ResponseWorker::submit);
+    // the worker only waits for the rest of one, never starts one in turn.
+    actions::ResponderOptions ropts;
+    ropts.resolver.prefetch_only = true;
+    responder = std::make_unique<actions::Responder>(*cfg, log, ropts);
     events.open(cfg->json_log);
     std::vector<std::string> warnings;
     store.load(&warnings, stop_if_asked);
@@ -177,7 +193,11 @@ void Service::Impl::start() {
     if (!opts.no_ruleset)
         ruleset.watch([this](const char* why) { restore_ruleset(why); },
                       [this](const std::vector<net::IpAddr>& starts, const Now& n) { bans.forget_foreign(starts, n.wall); });
-    probes = std::make_unique<ProbePath>(engine, bans, *responder, log, events, *cfg);
+    probes = std::make_unique<ProbePath>(engine, bans, log, events, *cfg);
+    worker = std::make_unique<ResponseWorker>(
+        loop, *responder, log, [this](const actions::Report& r, const Now& n) { return probes->ban_now(r, n); },
+        [this](const ResponseWorker::Done& d, const Now& n) { probes->on_done(d, n); });
+    probes->set_worker(worker.get());
     open_source();
     bans.replay_blocked(loop.now().wall);
     tripwires = std::make_unique<Tripwires>(
@@ -262,22 +282,51 @@ void Service::Impl::on_signal() {
     while (::read(signal_fd, &si, sizeof si) == sizeof si) {
         switch (si.ssi_signo) {
             case SIGHUP: reload(); break;
-            case SIGCHLD: responder->reap(); break;
+            case SIGCHLD: worker->wake(); break;
             case SIGTERM:
-            case SIGINT:
-                notifier->stopping();
-                saver.save_now();
-                // The table stays: bans keep dropping, and `bypass` answers probes again.
-                log.write(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
-                                      si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT"));
-                loop.stop();
-                return;
+            case SIGINT: drain(static_cast<int>(si.ssi_signo)); return;
         }
     }
 }
 
+// Responses still queued or running (a KILL_RUN_CMD_FIRST command, its ban)
+// get run_cmd_timeout + 1 s to finish; the loop keeps serving meanwhile
+// (verdicts, the bans the worker asks for). Then, or as soon as the worker
+// is idle, the state is saved and the loop stops.
+void Service::Impl::drain(int signo) {
+    if (draining) return;
+    draining = true;
+    notifier->stopping();
+    if (worker->idle()) return exit_now(signo);
+    const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(cfg->run_cmd_timeout) +
+                       std::chrono::seconds(1);
+    log.write(fmt::format("portsentry-nfq: {}: finishing pending responses (at most {} ms)",
+                          signo == SIGTERM ? "SIGTERM" : "SIGINT", limit.count()));
+    drain_fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (drain_fd < 0) return exit_now(signo);
+    itimerspec its{};
+    its.it_value.tv_sec = limit.count() / 1000;
+    its.it_value.tv_nsec = (limit.count() % 1000) * 1000000;
+    ::timerfd_settime(drain_fd, 0, &its, nullptr);
+    loop.add(drain_fd, "exit deadline", [this, signo](const Now&) {
+        log.write(fmt::format("portsentry-nfq: {} responses abandoned at the exit deadline", worker->waiting()));
+        exit_now(signo);
+    });
+    worker->on_idle([this, signo] { exit_now(signo); });
+}
+
+void Service::Impl::exit_now(int signo) {
+    worker->on_idle({});
+    if (drain_fd >= 0) loop.remove(drain_fd);
+    saver.save_now();
+    // The table stays: bans keep dropping, and `bypass` answers probes again.
+    log.write(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
+                          signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+    loop.stop();
+}
+
 void Service::Impl::on_tick() {
-    responder->reap();
+    worker->tick(loop.now());
     events.tick(loop.now());
     protection.tick(loop.now());
     bans.forget_history(loop.now().wall);
@@ -340,7 +389,7 @@ ControlReply Service::Impl::status(bool json) {
 void Service::Impl::register_all_metrics() {
     stats.clear();
     register_metrics(stats,
-                     MetricParts{engine, *source, *responder, log, events, bans, saver, loop, ruleset, *probes, store,
+                     MetricParts{engine, *source, *responder, *worker, log, events, bans, saver, loop, ruleset, *probes, store,
                                  protection, tripwires->size(), cfg->queue_num, backend});
 }
 
@@ -391,8 +440,8 @@ ControlReply Service::Impl::reload() {
         return refused(fmt::format("{}: ruleset rejected: {}", cfg->source_file, e.what()));
     }
     engine.reconfigure(engine_settings(*cfg));
-    responder->reconfigure(*cfg);
-    responder->reopen();
+    worker->reconfigure(*cfg);
+    worker->reopen();
     probes->reconfigure(*cfg);
     events.open(cfg->json_log);
     tripwires->reconcile(*cfg);
