@@ -13,10 +13,14 @@
 # CPU 1: the daemon or the baseline reader.
 #
 # Usage: sudo bench/bench_probe_ban.sh [BUILD_DIR=build]
-#   PROBES=300 per round and contender; ROUNDS=3; GAP_MS=50 between probes,
-#   so the daemon's after-ban work (logs, history, blocked, hosts.deny with
-#   two fsyncs: ~3 ms here) is over when the next probe comes, as for a lone
-#   probe. GAP_MS=5 shows what back-to-back fresh sources meet instead.
+#   PROBES=300 per round and contender; ROUNDS=3; GAP_MS=50 between probes
+#   (a lone probe); GAP_MS=5 shows what back-to-back fresh sources meet.
+#   HOSTS_DENY_LINES=N: the daemon's hosts.deny starts with N lines (issue 12:
+#   60000), so a per-ban rewrite of it would show.
+#   RESOLVE_DELAY_MS=M: RESOLVE_HOST on, against a stub DNS resolver
+#   (bench/stub_dns.py, in the victim namespace, the daemon's only
+#   nameserver) that answers each PTR query after M ms (issue 12: 200).
+#   The issue's run: GAP_MS=5 HOSTS_DENY_LINES=60000 RESOLVE_DELAY_MS=200.
 # Prints each round and the pooled p50/p99 of both, with the ratio
 # (target: daemon p99 ≤ 1.2× baseline p99, and ≤ 100 µs absolute).
 set -u
@@ -38,6 +42,7 @@ for f in "$BIN" "$PROBE" "$BARE"; do
     [ -x "$f" ] || { say "missing $f (meson compile -C $BUILD portsentry-nfq bench/probe_ban bench/nfq_ban_bare)"; exit 1; }
 done
 PROBES=${PROBES:-300} ROUNDS=${ROUNDS:-3} GAP_MS=${GAP_MS:-50}
+HOSTS_DENY_LINES=${HOSTS_DENY_LINES:-0} RESOLVE_DELAY_MS=${RESOLVE_DELAY_MS:-0}
 PORT=9
 
 lab_up || { say "lab set-up failed"; exit 1; }
@@ -58,7 +63,29 @@ write_yaml_config "$D" \
     'scan_trigger: 0' \
     'ban_time: 1h' \
     'ban_rate_per_second: 0' \
-    'ban_rate_per_prefix_per_minute: 0'
+    'ban_rate_per_prefix_per_minute: 0' \
+    "resolve_host: $([ "$RESOLVE_DELAY_MS" -gt 0 ] && echo true || echo false)"
+
+# hosts_deny_fill: the daemon's hosts.deny before each daemon round:
+# HOSTS_DENY_LINES lines of other hosts (2001:db8::/32, never a probe source).
+hosts_deny_fill() {
+    : >"$D/hosts.deny"
+    [ "$HOSTS_DENY_LINES" -gt 0 ] || return 0
+    awk -v n="$HOSTS_DENY_LINES" 'BEGIN { for (i = 0; i < n; i++)
+        printf "ALL: [2001:db8:%x:%x::1] : DENY\n", int(i / 65536), i % 65536 }' >"$D/hosts.deny"
+}
+
+# A slow reverse DNS: the stub answers on the victim's loopback, and the
+# daemon's /etc (an overlay in its mount namespace, see lib.sh) names it as
+# the only resolver.
+if [ "$RESOLVE_DELAY_MS" -gt 0 ]; then
+    mkdir -p "$RUN_TMP/ovl/etc/up"
+    printf 'nameserver 127.0.0.1\noptions timeout:2 attempts:1\n' >"$RUN_TMP/ovl/etc/up/resolv.conf"
+    in_v "$PY" "$HERE/stub_dns.py" 127.0.0.1 53 "$RESOLVE_DELAY_MS" >"$RUN_TMP/stub_dns.log" 2>&1 &
+    LAB_PIDS+=("$!")
+    for _ in $(seq 50); do grep -q ready "$RUN_TMP/stub_dns.log" && break; sleep 0.1; done
+    grep -q ready "$RUN_TMP/stub_dns.log" || { say "stub DNS did not start"; exit 1; }
+fi
 
 # Baseline ruleset: the same set (interval + timeout) in the same table, the
 # prerouting lookup the daemon's table also has, and the xt NFQUEUE rule the
@@ -100,9 +127,15 @@ round_baseline() {
 
 round_daemon() {
     local r=$1 first=$2
+    hosts_deny_fill
     daemon_start xt-queue "$CONF" || return 1
     taskset -a -pc 1 "$DAEMON_PID" >/dev/null
     run_probes "portsentry-nfq (xt-queue)" "$r" "$first"
+    # What the responses did (they run off the packet thread, after the bans).
+    sleep 1
+    local named
+    named=$(grep -c 'bench.example' "$D/portsentry.history" 2>/dev/null)
+    say "    daemon: hosts.deny $(wc -l <"$D/hosts.deny") lines, $(wc -l <"$D/portsentry.history") history records (${named:-0} with a resolved name)"
     daemon_stop TERM
     baseline_down  # SIGTERM leaves the table (and its bans) in place
 }
@@ -116,6 +149,7 @@ pooled() {
 }
 
 say "bench_probe_ban: $ROUNDS rounds x $PROBES probes per contender, ${GAP_MS} ms apart; prober CPU 0, banner CPU 1"
+say "  daemon: hosts.deny starts with $HOSTS_DENY_LINES lines; RESOLVE_HOST $([ "$RESOLVE_DELAY_MS" -gt 0 ] && echo "on, stub resolver answering after $RESOLVE_DELAY_MS ms" || echo off)"
 say "  kernel $(uname -r), $(nproc) CPUs, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
     # Fresh sources every round: 198.18.0.0/15 carved into /22s (1022 probes max).

@@ -9,6 +9,7 @@
 #
 # Usage: sudo bench/bench_restore.sh [BUILD_DIR=build]
 #   SIZES="10000 65536 100000 1000000"  ROUNDS=3  TMPDIR=/var/tmp
+#   VIEWS=1: also time status, why and list through the CLI once each daemon is ready
 # Targets (issue 12): at 1M no slower than nft -f; at 65,536 under 1 s.
 set -u
 [ "$(id -u)" -eq 0 ] || { echo "bench_restore.sh: needs root (network namespaces, nft)" >&2; exit 77; }
@@ -57,6 +58,7 @@ EOF
 # daemon_round: seconds from exec to `ready`, and VmHWM (KiB), as "S KIB".
 daemon_round() {
     new_ns || return 1
+    rm -f "$WORK"/run.state.journal.*  # the last round's journal: not part of this start
     cp "$WORK/gen.state" "$WORK/run.state"
     sync
     local t0 t1 log=$WORK/daemon.log hwm
@@ -73,9 +75,20 @@ daemon_round() {
     if ! grep -q "ready: .* $N bans restored" "$log"; then
         echo "unexpected ready line: $(grep ready "$log")" >&2
     fi
+    [ "${VIEWS:-0}" = 1 ] && views
     kill -TERM "$DPID"; wait "$DPID" 2>/dev/null; DPID=""
     del_ns
     echo "$(( (t1 - t0) / 1000000 )) $hwm"
+}
+
+# views: with VIEWS=1, the exchange of status, why (a banned and an unbanned
+# address) and list on the control socket of the daemon just started, timed by
+# bench/control_time.py (a client process's own start-up left out), on stderr.
+views() {
+    local hit
+    hit=$(grep -m1 -o '"prefix":"[^"/]*' "$WORK/gen.state" | cut -d'"' -f4)
+    echo "  n=$N views: $(python3 "$HERE/control_time.py" "$WORK/portsentry-nfq.sock" status "why $hit" \
+        "why 10.9.8.7" list "list --json" status)" >&2
 }
 
 # nft_round: milliseconds of `nft -f` loading the same elements.

@@ -7,7 +7,8 @@
 # (a) bench_engine (Google Benchmark, one core)  (b) bench_probe_ban.sh
 # (c) bench_queue (NfQueue vs bare C reader vs plain nft drop)
 # ban insertion: bench_ban (libnftnl vs forked nft)  (d) bench_established.sh
-# ban table persistence: bench_state (loop's share vs the old all-on-loop save)
+# ban table persistence: bench_state (journal + compaction vs the whole-file rewrite: loop steps, bytes/min)
+# operator views: bench_views (status, why, list over 125k-1M bans)
 # restore: bench_restore.sh (start-up with 10k-1M bans vs nft -f of the same elements)
 # Everything needing packets runs in network namespaces of its own.
 set -u
@@ -17,7 +18,7 @@ BUILD=$(cd "${1:-$HERE/../build}" && pwd) || exit 1
 OUT=${OUT:-$BUILD/bench-last-run.txt}
 
 meson compile -C "$BUILD" portsentry-nfq bench/bench_engine bench/bench_queue bench/nfq_bare bench/synflood \
-    bench/bench_ban bench/probe_ban bench/nfq_ban_bare bench/bench_state bench/restore_gen >/dev/null || { echo "run-all.sh: build failed" >&2; exit 1; }
+    bench/bench_ban bench/probe_ban bench/nfq_ban_bare bench/bench_state bench/bench_views bench/restore_gen >/dev/null || { echo "run-all.sh: build failed" >&2; exit 1; }
 
 rc=0
 step() {
@@ -36,7 +37,8 @@ step() {
     step "(c) queued probes/s" "$BUILD/bench/bench_queue" 3 3
     step "ban insertion latency" "$BUILD/bench/bench_ban"
     step "(d) established traffic" "$HERE/bench_established.sh" "$BUILD"
-    step "ban table persistence" "$BUILD/bench/bench_state" /var/tmp 5
+    step "ban table persistence" "$BUILD/bench/bench_state" /var/tmp 131072 1000000
+    step "status, why, list" "$BUILD/bench/bench_views"
     step "restore" "$HERE/bench_restore.sh" "$BUILD"
     exit "$rc"  # this group is a pipeline's subshell: its status is rc
 } | tee "$OUT"

@@ -2,12 +2,17 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
 #include <spawn.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+
+#include "portsentry/base/unique_fd.hpp"
 
 #include <fmt/format.h>
 
@@ -209,6 +214,30 @@ void CommandRunner::reap(TimePoint now) {
         }
         ++i;
     }
+}
+
+bool CommandRunner::wait_newest(TimePoint deadline, const std::atomic<bool>* abort) {
+    if (children_.empty()) return true;
+    const pid_t pid = children_.back().pid;
+    // A pidfd (Linux 5.3) becomes readable when the child exits: one poll
+    // with the remaining time, no signal handling, no busy loop.
+    base::UniqueFd pfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    auto running = [&] {
+        return std::any_of(children_.begin(), children_.end(), [&](const Child& c) { return c.pid == pid; });
+    };
+    while (running()) {
+        const TimePoint now = Clock::now();
+        if (now >= deadline || (abort && abort->load())) return false;
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count() + 1;
+        if (pfd) {
+            pollfd p{pfd.get(), POLLIN, 0};
+            (void)::poll(&p, 1, static_cast<int>(std::min<long long>(left, 100)));
+        } else {  // an older kernel: short sleeps
+            ::usleep(static_cast<useconds_t>(std::min<long long>(left, 10)) * 1000);
+        }
+        reap(Clock::now());
+    }
+    return true;
 }
 
 void CommandRunner::terminate_all() {

@@ -1,5 +1,6 @@
 #include "portsentry/actions/log.hpp"
 
+#include <sys/resource.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -61,14 +62,62 @@ Log::Log(const LogOptions& opts, Sink extra)
     // As 1.2's Log(): ident "portsentry", LOG_PID, facility daemon. Opened once
     // (1.2 reopened per line); LOG_NDELAY connects now, before any chroot/privilege drop.
     if (opts_.use_syslog) openlog("portsentry", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    if (opts_.async) thread_ = std::thread([this] { writer(); });
 }
 
 Log::~Log() {
+    if (thread_.joinable()) {
+        {
+            std::lock_guard lk(mu_);
+            stop_ = true;
+        }
+        wake_.notify_all();
+        thread_.join();
+    }
     if (opts_.use_syslog) closelog();
 }
 
-void Log::emit(std::string_view line) {
+void Log::writer() {
+    // Background work, as the daemon's response worker: the packet thread
+    // wins a shared CPU (nice applies to this thread only on Linux).
+    (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+    std::unique_lock lk(mu_);
+    for (;;) {
+        wake_.wait(lk, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;  // stop_ and all emitted
+        std::deque<std::string> batch;
+        batch.swap(queue_);
+        emitting_ = true;
+        lk.unlock();
+        for (const auto& l : batch) emit(l);
+        lk.lock();
+        emitting_ = false;
+        drained_.notify_all();
+    }
+}
+
+void Log::sync() {
+    std::unique_lock lk(mu_);
+    drained_.wait(lk, [&] { return !thread_.joinable() || (queue_.empty() && !emitting_); });
+}
+
+void Log::deliver(std::string line) {
     ++counters_.written;
+    if (!thread_.joinable()) {
+        emit(line);
+        return;
+    }
+    if (queue_.size() >= opts_.queue_max) {  // the writer is stuck (syslog blocked): drop, counted
+        --counters_.written;
+        ++counters_.suppressed;
+        ++pending_suppressed_;  // summarised once the writer catches up
+        return;
+    }
+    queue_.push_back(std::move(line));
+    wake_.notify_one();
+}
+
+void Log::emit(std::string_view line) {
     if (opts_.use_syslog)
         syslog(LOG_NOTICE, "%.*s", static_cast<int>(line.size()), line.data());
     if (to_stderr_) {
@@ -86,7 +135,7 @@ void Log::maybe_summary() {
     std::string s = msg::lines_suppressed(pending_suppressed_);
     pending_suppressed_ = 0;
     ++counters_.summaries;
-    emit(s);
+    deliver(std::move(s));
 }
 
 void Log::write(std::string_view line) { write(line, Clock::now()); }
@@ -99,7 +148,7 @@ void Log::write(std::string_view line, TimePoint now) {
         return;
     }
     maybe_summary();
-    emit(line);
+    deliver(std::string(line));
 }
 
 void Log::flush(TimePoint now) {

@@ -65,6 +65,7 @@ struct Resolver::State {
         TimePoint at;
     };
     std::unordered_map<net::IpAddr, Entry, net::IpAddrHash> cache;
+    std::unordered_map<net::IpAddr, TimePoint, net::IpAddrHash> inflight;  // queued or running: since
     std::deque<std::pair<net::IpAddr, TimePoint>> order;  // insertion order for eviction
 
     TokenBucket bucket{2, 1};
@@ -102,6 +103,7 @@ struct Resolver::State {
                 ++counters.unsafe;
                 name.reset();
             }
+            inflight.erase(a);
             insert(a, std::move(name), Clock::now());
             done_cv.notify_all();
         }
@@ -134,6 +136,27 @@ ResolverCounters Resolver::counters() const {
     return st_->counters;
 }
 
+namespace {
+bool fresh(const TimePoint& at, const TimePoint& now, std::chrono::seconds ttl) { return now - at < ttl; }
+}  // namespace
+
+void Resolver::prefetch(const net::IpAddr& a) {
+    if (!st_->opts.enabled) return;
+    State& s = *st_;
+    const TimePoint now = Clock::now();
+    std::lock_guard lk(s.mu);
+    if (auto it = s.cache.find(a); it != s.cache.end() && fresh(it->second.at, now, s.opts.cache_ttl)) return;
+    if (s.inflight.contains(a)) return;
+    if (now < s.backoff_until || s.queue.size() + s.busy >= s.opts.workers || !s.bucket.take(now)) {
+        ++s.counters.capped;
+        return;
+    }
+    ++s.counters.lookups;
+    s.inflight.emplace(a, now);
+    s.queue.push_back(a);
+    s.work_cv.notify_one();
+}
+
 std::string Resolver::resolve(const net::IpAddr& a) {
     const std::string text = a.to_string();
     if (!st_->opts.enabled) return text;
@@ -141,23 +164,30 @@ std::string Resolver::resolve(const net::IpAddr& a) {
     const TimePoint start = Clock::now();
     std::unique_lock lk(s.mu);
 
-    if (auto it = s.cache.find(a); it != s.cache.end() && start - it->second.at < s.opts.cache_ttl) {
+    if (auto it = s.cache.find(a); it != s.cache.end() && fresh(it->second.at, start, s.opts.cache_ttl)) {
         ++s.counters.cache_hits;
         return it->second.name.value_or(text);
     }
-    if (start < s.backoff_until || s.queue.size() + s.busy >= s.opts.workers || !s.bucket.take(start)) {
-        ++s.counters.capped;
-        return text;
+    TimePoint since = start;
+    if (auto f = s.inflight.find(a); f != s.inflight.end()) {
+        since = f->second;  // prefetched: wait for the rest of its time only
+    } else {
+        if (s.opts.prefetch_only || start < s.backoff_until || s.queue.size() + s.busy >= s.opts.workers ||
+            !s.bucket.take(start)) {
+            ++s.counters.capped;
+            return text;
+        }
+        ++s.counters.lookups;
+        s.inflight.emplace(a, start);
+        s.queue.push_back(a);
+        s.work_cv.notify_one();
     }
-    ++s.counters.lookups;
-    s.queue.push_back(a);
-    s.work_cv.notify_one();
 
     auto answered = [&] {
         auto it = s.cache.find(a);
-        return it != s.cache.end() && it->second.at >= start;
+        return it != s.cache.end() && it->second.at >= since;
     };
-    if (!s.done_cv.wait_until(lk, start + s.opts.timeout, answered)) {
+    if (!s.done_cv.wait_until(lk, since + s.opts.timeout, answered)) {
         // The worker keeps going; its late answer lands in the cache for next time.
         ++s.counters.timeouts;
         s.backoff_until = Clock::now() + s.opts.backoff;

@@ -40,21 +40,32 @@ struct Responder::Ctx {
 };
 
 Responder::Responder(const config::Config& cfg, Log& log, ResponderOptions opts)
-    : cfg_(&cfg),
+    : cfg_(cfg),
       log_(log),
       opts_(std::move(opts)),
+      hosts_deny_(cfg.hosts_deny_file, opts_.hosts_deny),
       runner_(log, command_options(opts_.command, cfg)),
       history_(cfg.history_file),
       record_bucket_(opts_.record_burst, opts_.record_per_second) {
     make_resolver();
+    // A big hosts.deny (tens of thousands of lines) is read at start, not in
+    // the middle of the first scan's responses.
+    if (!cfg_.kill_hosts_deny.empty()) hosts_deny_.preload();
 }
 
 Responder::~Responder() = default;
 
 void Responder::make_resolver() {
     ResolverOptions ro = opts_.resolver;
-    ro.enabled = cfg_->resolve_host;
-    resolver_ = std::make_unique<Resolver>(ro, opts_.lookup);
+    ro.enabled = cfg_.resolve_host;
+    auto r = std::make_unique<Resolver>(ro, opts_.lookup);
+    std::lock_guard lk(resolver_mu_);
+    resolver_ = std::move(r);
+}
+
+ResolverCounters Responder::resolver_counters() const {
+    std::lock_guard lk(resolver_mu_);
+    return resolver_->counters();
 }
 
 HandleResult Responder::handle(const Report& r, const BanFn& do_ban) {
@@ -70,7 +81,7 @@ HandleResult Responder::handle(const Report& r, const BanFn& do_ban, TimePoint n
 
     const std::string ip = r.src.unmapped().to_string();
     // Resolved per line, as 1.2 did; the resolver's cache and caps keep this cheap.
-    Ctx c{r, ip, resolver_->resolve(r.src.unmapped()), r.mode.empty() ? default_mode(*cfg_, r.proto) : r.mode,
+    Ctx c{r, ip, resolver_->resolve(r.src.unmapped()), r.mode.empty() ? default_mode(cfg_, r.proto) : r.mode,
           d.type == ScanType::tcp_connect || d.type == ScanType::udp_tripwire};
 
     // 1. what was seen
@@ -135,8 +146,16 @@ bool Responder::respond_block1(const Ctx& c, const BanFn& do_ban, HandleResult& 
     auto cmd = [&] {
         if (d.run_cmd && !run_command(c, false, now)) ok = false;
     };
-    if (cfg_->kill_run_cmd_first) {
+    if (cfg_.kill_run_cmd_first) {
+        const uint64_t started = runner_.counters().started;
         cmd();
+        // 1.2's system() returned when the command did: the ban follows its
+        // completion, or its time limit (reap() then stops it).
+        if (runner_.counters().started != started) {
+            counters_.commands_waited.inc();
+            runner_.wait_newest(now + std::chrono::duration_cast<std::chrono::milliseconds>(cfg_.run_cmd_timeout),
+                                abort_);
+        }
         route();
         deny();
     } else {
@@ -149,7 +168,7 @@ bool Responder::respond_block1(const Ctx& c, const BanFn& do_ban, HandleResult& 
 
 bool Responder::run_command(const Ctx& c, bool route, TimePoint now) {
     const char* key = route ? "KILL_ROUTE" : "KILL_RUN_CMD";
-    const std::string& tmpl = route ? cfg_->kill_route : cfg_->kill_run_cmd;
+    const std::string& tmpl = route ? cfg_.kill_route : cfg_.kill_run_cmd;
     Macros m{c.ip, std::to_string(c.r.port), c.mode, c.host};
     std::string err;
     int targets = 0;
@@ -206,19 +225,22 @@ void Responder::remember_command(const std::string& ip, std::string key) {
 bool Responder::hosts_deny(const Ctx& c, TimePoint now) {
     Macros m{c.ip, std::to_string(c.r.port), c.mode, c.host};
     int targets = 0;
-    const std::string line = expand_macros(cfg_->kill_hosts_deny, m, &targets);
+    const std::string line = expand_macros(cfg_.kill_hosts_deny, m, &targets);
     if (targets == 0) {  // as 1.2 KillHostsDeny(): a line that names nobody blocks nobody
         log_.write(msg::no_target_variable("KILL_HOSTS_DENY"), now);
         ++counters_.hosts_deny_failed;
         return false;
     }
-    HostsDenyResult r = hosts_deny_add(cfg_->hosts_deny_file, line, opts_.hosts_deny_rename);
+    // The line ends with the ban (its escalated length: do_ban ran before).
+    std::optional<TimePoint> until;
+    if (c.r.d.ban_time.count() > 0) until = c.r.seen.value_or(now) + c.r.d.ban_time;
+    HostsDenyResult r = hosts_deny_.add(line, c.r.src.unmapped(), until);
     switch (r.status) {
         case HostsDenyResult::Status::added: ++counters_.hosts_deny_added; break;
         case HostsDenyResult::Status::already_present: ++counters_.hosts_deny_present; break;
         case HostsDenyResult::Status::failed:
             ++counters_.hosts_deny_failed;
-            log_.write(msg::hosts_deny_failed(cfg_->hosts_deny_file, r.error), now);
+            log_.write(msg::hosts_deny_failed(cfg_.hosts_deny_file, r.error), now);
             log_.write(msg::security_block_error(c.ip), now);
             return false;
     }
@@ -229,7 +251,7 @@ bool Responder::hosts_deny(const Ctx& c, TimePoint now) {
 AppendFile& Responder::blocked_file(const std::string& mode) {
     auto it = blocked_.find(mode);
     if (it == blocked_.end())
-        it = blocked_.emplace(mode, AppendFile(blocked_file_path(cfg_->blocked_file, mode))).first;
+        it = blocked_.emplace(mode, AppendFile(blocked_file_path(cfg_.blocked_file, mode))).first;
     return it->second;
 }
 
@@ -266,6 +288,8 @@ void Responder::reap() { reap(Clock::now()); }
 
 void Responder::reap(TimePoint now) {
     runner_.reap(now);
+    if (auto err = hosts_deny_.maintain(now); !err.empty())  // retried (and logged) once per interval at most
+        log_.write(msg::hosts_deny_failed(hosts_deny_.path(), err), now);
     log_.flush(now);
     if (pending_suppressed_ > 0 && record_bucket_.would_allow(now)) {
         log_.write(msg::records_suppressed(pending_suppressed_), now);
@@ -283,8 +307,9 @@ void Responder::reopen() {
 }
 
 void Responder::reconfigure(const config::Config& cfg) {
-    const bool resolve_changed = cfg.resolve_host != cfg_->resolve_host;
-    cfg_ = &cfg;
+    const bool resolve_changed = cfg.resolve_host != cfg_.resolve_host;
+    if (cfg.hosts_deny_file != cfg_.hosts_deny_file) hosts_deny_.reset(cfg.hosts_deny_file);
+    cfg_ = cfg;
     history_ = AppendFile(cfg.history_file);
     blocked_.clear();  // reopened lazily under the (possibly new) BLOCKED_FILE
     runner_.set_options(command_options(opts_.command, cfg));

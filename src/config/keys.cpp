@@ -126,8 +126,8 @@ const KeyInfo kKeys[] = {
      "Never done over a protected address. 0 = never aggregate.",
      PS_FIELD(ipv6_aggregate_after)},
     {"kill_hosts_deny", "KILL_HOSTS_DENY", ValueKind::deny_line, "\"\"", nullptr, 0, 0, false,
-     "Line appended to hosts_deny_file on a ban (block 1), with $TARGET$ and $PORT$ "
-     "expanded; must contain $TARGET$. \"\" = do not touch hosts.deny.",
+     "Line appended to hosts_deny_file once per new ban (block 1), with $TARGET$ and $PORT$ "
+     "expanded, and removed when the ban ends; must contain $TARGET$. \"\" = do not touch hosts.deny.",
      PS_FIELD(kill_hosts_deny)},
     {"hosts_deny_file", "", ValueKind::path, "\"/etc/hosts.deny\"", nullptr, 0, 0, true,
      "The TCP wrappers file kill_hosts_deny is written to.",
@@ -138,10 +138,12 @@ const KeyInfo kKeys[] = {
      "put those in a script. \"\" = none.",
      PS_FIELD(kill_run_cmd)},
     {"kill_run_cmd_first", "KILL_RUN_CMD_FIRST", ValueKind::flag, "false", nullptr, 0, 0, false,
-     "Run kill_run_cmd before the ban instead of after it.",
+     "Run kill_run_cmd before the ban instead of after it; the ban waits until it completes "
+     "(or run_cmd_timeout), as in 1.2. Verdicts never wait.",
      PS_FIELD(kill_run_cmd_first)},
     {"run_cmd_timeout", "", ValueKind::duration, "10s", nullptr, 1, 3600, false,
-     "kill_run_cmd and a custom kill_route are killed after this long.",
+     "kill_run_cmd and a custom kill_route are killed after this long. On SIGTERM, pending "
+     "responses get this long plus 1 s to finish.",
      PS_FIELD(run_cmd_timeout)},
     // ---- kernel -----------------------------------------------------------
     {"steer", "", ValueKind::steer, "auto", nullptr, 0, 0, false,
@@ -176,11 +178,12 @@ const KeyInfo kKeys[] = {
     // ---- daemon -----------------------------------------------------------
     {"state_file", "", ValueKind::path, "\"/var/lib/portsentry/portsentry-nfq.state\"", nullptr,
      0, 0, true,
-     "Every ban (address, origin, times, count), rewritten atomically; bans are "
-     "restored from it after a restart.",
+     "Every ban (address, origin, times, count): a snapshot rewritten atomically, and a journal of "
+     "changes beside it (<state>.journal.N); bans are restored from them after a restart.",
      PS_FIELD(state_file)},
-    {"control_socket", "", ValueKind::path, "\"/run/portsentry-nfq.sock\"", nullptr, 0, 0, true,
-     "Root-only socket for status, list, why, ban and unban.",
+    {"control_socket", "", ValueKind::path, "\"/run/portsentry-nfq/portsentry-nfq.sock\"", nullptr, 0, 0, true,
+     "Root-only socket for status, list, why, ban, unban and reload; the instance lock "
+     "is this path plus \".lock\". A missing directory is created (mode 0700).",
      PS_FIELD(control_socket)},
     {"json_log", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
      "Append one JSON object per event (scan, ban, unban, rate_limited, protected, "

@@ -1,6 +1,10 @@
 // Cross-key validation both readers go through, and the last step of a load:
 // relative paths, ignore files, one ConfigError with every problem in order.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 
 #include <fmt/format.h>
@@ -141,6 +145,38 @@ void validate(ParseState& st) {
     }
 }
 
+// Writable as the daemon will need it: the file itself if it exists (appended
+// or rewritten in place), else its directory (created, or temp + rename).
+void check_writable(ParseState& st, std::string_view yaml_key, const std::string& path, bool dir_only) {
+    if (path.empty()) return;
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    const std::string target = !dir_only && ::access(path.c_str(), F_OK) == 0 ? path : dir;
+    if (::access(target.c_str(), W_OK) == 0) return;
+    const int e = errno;
+    // EROFS is the sandbox (ProtectSystem=strict and no ReadWritePaths= for
+    // it); EACCES means something only as root; a missing directory is for
+    // the daemon to report when it starts.
+    if (e != EROFS && !(e == EACCES && ::geteuid() == 0)) return;
+    const KeyInfo* k = find_yaml_key(yaml_key);
+    st.error(st.where_of(yaml_key),
+             fmt::format("{}: {} is not writable here ({}){}", k ? st.name(*k) : yaml_key, target, std::strerror(e),
+                         e == EROFS ? ": under systemd, add it to ReadWritePaths= (systemctl edit portsentry-nfq) or "
+                                      "choose a path in one (portsentry-nfq(8), SYSTEMD)"
+                                    : ""));
+}
+
+void check_write_paths(ParseState& st) {
+    const Config& c = st.cfg;
+    check_writable(st, "history_file", c.history_file, false);
+    check_writable(st, "blocked_file", c.blocked_file, true);
+    check_writable(st, "state_file", c.state_file, true);
+    // Legacy files have no hosts_deny_file key: KILL_HOSTS_DENY is the line that asks for it.
+    if (!c.kill_hosts_deny.empty())
+        check_writable(st, st.where.count("hosts_deny_file") ? "hosts_deny_file" : "kill_hosts_deny",
+                       c.hosts_deny_file, false);
+    if (!c.json_log.empty()) check_writable(st, "json_log", c.json_log, false);
+}
+
 }  // namespace
 
 Config finish(ParseState st, const LoadOptions& opts) {
@@ -154,6 +190,7 @@ Config finish(ParseState st, const LoadOptions& opts) {
         }
     }
     if (!st.truncated) validate(st);
+    if (opts.check_write_paths && st.diags.empty()) check_write_paths(st);
     if (opts.load_ignore_files && !c.ignore_file.empty()) {
         for (const std::string& f : {c.ignore_file, c.ignore_file + ".static"})
             read_ignore(f, c.ignore, st.diags, st.dropped);

@@ -78,10 +78,8 @@ std::vector<BanManager::Installed> BanManager::ban_detected(const std::vector<De
             out[i].error = f->second;
             continue;
         }
-        auto& rec = store_.record_ban(host, "detector", now, out[i].time.count());
-        rec.last_port = d[i].port;
-        rec.last_proto = d[i].proto;
-        rec.last_type = d[i].type;
+        const BanStore::Probe probe{d[i].port, d[i].proto, d[i].type};
+        store_.record_ban(host, "detector", now, out[i].time.count(), &probe);
         ++counters_.bans_by_origin[origin_slot("detector")];
     }
     if (!bans.empty()) listener_.changed(false);
@@ -200,11 +198,8 @@ void BanManager::aggregate_one(const net::IpAddr& host, int64_t now) {
             return;
         }
     }
-    const BanRecord last = *latest;
-    auto& rec = store_.record_ban(p64, "detector", now, bt.count());
-    rec.last_port = last.last_port;
-    rec.last_proto = last.last_proto;
-    rec.last_type = last.last_type;
+    const BanStore::Probe last{latest->last_port, latest->last_proto, latest->last_type};
+    store_.record_ban(p64, "detector", now, bt.count(), &last);
     for (const auto& s : singles) store_.end_ban(s, now, p64.to_string());
     ++counters_.aggregations;
     listener_.changed(false);

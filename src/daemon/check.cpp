@@ -17,8 +17,10 @@ namespace portsentry::daemon {
 
 int run_check(const Options& o, std::ostream& out, std::ostream& err) {
     config::Config cfg;
+    Options checked = o;
+    checked.load.check_write_paths = true;  // names paths a sandbox (the unit's) does not let us write
     try {
-        cfg = load_config(o);
+        cfg = load_config(checked);
     } catch (const config::ConfigError& e) {
         for (const auto& d : e.diagnostics()) err << d.to_string() << "\n";
         return 1;

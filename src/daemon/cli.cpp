@@ -151,6 +151,11 @@ int operator_command(const Options& o, std::vector<std::string> w) {
         std::cerr << "error: " << e.what() << (e.code().value() == EACCES ? " (root only)" : "") << "\n";
         return 1;
     }
+    // Only a daemon reloads: nothing to edit offline.
+    if (w.front() == "reload") {
+        std::cerr << "error: reload: portsentry-nfq is not running (no daemon on " << cfg.control_socket << ")\n";
+        return 1;
+    }
     return offline(o, req);
 }
 
@@ -162,7 +167,7 @@ namespace {
 struct Args {
     Options o;
     bool check = false, print_ruleset = false, remove_ruleset = false, version = false, json = false;
-    std::string import_legacy, steer, ban_time, state_file, control_socket;
+    std::string import_legacy, steer, ban_time, state_file, control_socket, config_arg, defaults_arg;
     std::string verb;  // status, list, why, ban, unban ("" = none)
     std::string addr, time_arg, origin = "admin";
 };
@@ -182,11 +187,12 @@ std::vector<char*> take_legacy_flags(int argc, char** argv, Options& o) {
 }
 
 void add_options(CLI::App& app, Args& a) {
-    app.add_option("-c,--config", a.o.config_path, "configuration file: YAML or legacy portsentry.conf (detected)")
-        ->capture_default_str();
-    app.add_option("--defaults", a.o.load.defaults_file,
-                   "legacy: file with TCP_MODE/UDP_MODE when no mode flag is given")
-        ->capture_default_str();
+    app.add_option("-c,--config", a.config_arg,
+                   "configuration file: YAML or legacy portsentry.conf (detected). Default: "
+                   "/etc/portsentry/portsentry.yaml if it exists, else /etc/portsentry/portsentry.conf "
+                   "(modes from /etc/default/portsentry), else /usr/share/portsentry-nfq/portsentry.yaml");
+    app.add_option("--defaults", a.defaults_arg,
+                   "legacy: file with TCP_MODE/UDP_MODE when no mode flag is given (default: /etc/default/portsentry)");
     app.add_flag("--check", a.check, "validate the configuration and exit (0 ok, 1 errors as FILE:LINE: message)");
     app.add_flag("--print-ruleset", a.print_ruleset, "print table inet portsentry for this config as nft text and exit");
     app.add_option("--import-legacy", a.import_legacy,
@@ -220,6 +226,9 @@ void add_commands(CLI::App& app, Args& a) {
     auto* unban = app.add_subcommand("unban", "lift a ban (address or CIDR)");
     unban->add_option("ADDR", a.addr, "IPv4/IPv6 address or CIDR")->required();
     unban->final_callback(verb("unban"));
+    auto* reload = app.add_subcommand(
+        "reload", "reload the running daemon's configuration and wait: exit 1 with FILE:LINE if it was refused");
+    reload->final_callback(verb("reload"));
 }
 
 // The option values that need checking beyond the parser's; 2 on a usage error.
@@ -270,8 +279,30 @@ int print_ruleset(const Options& o) {
     return 0;
 }
 
+// The one rule (config_path.hpp), for every command that reads the daemon's
+// configuration; --import-legacy names its own input.
+void resolve(Args& a) {
+    if (!a.import_legacy.empty() || a.remove_ruleset) {
+        if (!a.defaults_arg.empty()) a.o.load.defaults_file = a.defaults_arg;
+        return;
+    }
+    auto opt = [](const std::string& s) { return s.empty() ? std::nullopt : std::optional<std::string>(s); };
+    try {
+        a.o.resolved = resolve_config(opt(a.config_arg), opt(a.defaults_arg));
+    } catch (const config::ConfigError& e) {
+        // A running daemon still answers on its socket: operator commands
+        // try it (load_config then fails: default socket).
+        if (a.verb.empty()) throw;
+        print_diagnostics(e);
+        a.o.resolved.path = e.diagnostics().front().file;
+    }
+    a.o.config_path = a.o.resolved.path;
+    a.o.load.defaults_file = a.o.resolved.defaults_file;
+}
+
 // One mode per invocation: an operator command, a one-shot mode, or the daemon.
-int run_mode(const Args& a) {
+int run_mode(Args& a) {
+    resolve(a);
     if (!a.verb.empty()) return operator_command(a.o, request_of(a));
     if (!a.import_legacy.empty()) return import_legacy(a);
     if (a.remove_ruleset) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <cerrno>
+#include <iostream>
 #include <system_error>
 
 #include "portsentry/base/error.hpp"
@@ -58,6 +59,8 @@ int run(const Options& o) {
     if (::sigprocmask(SIG_BLOCK, &mask, nullptr) < 0) throw base::sys_error("sigprocmask");
     ::signal(SIGPIPE, SIG_IGN);
     Service svc(o);
+    // The table is loaded: from now on, losing these files is refused (config_path.hpp).
+    if (auto err = remember_config(o.resolved); !err.empty()) std::cerr << "portsentry-nfq: warning: " << err << "\n";
     return svc.run();
 }
 

@@ -92,7 +92,7 @@ void source_metrics(Stats& s, const kernel::PacketSource& src, uint16_t queue_nu
 void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& log, const JsonEvents& ev) {
     const auto& c = r.counters();
     const char* h = "1.2 responses (history/blocked, hosts.deny, commands)";
-    const std::pair<const char*, const uint64_t*> figs[] = {
+    const std::pair<const char*, const base::Counter*> figs[] = {
         {"reports", &c.reports},
         {"records_written", &c.records_written},
         {"records_suppressed", &c.records_suppressed},
@@ -104,17 +104,21 @@ void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& l
         {"hosts_deny_failed", &c.hosts_deny_failed},
         {"response_failures", &c.response_failures},
         {"commands_deduplicated", &c.commands_deduplicated},
+        {"commands_waited", &c.commands_waited},
+        {"hosts_deny_rewrites", &r.hosts_deny_file().counters().rewrites},
+        {"hosts_deny_rewrites_in_place", &r.hosts_deny_file().counters().rewrites_in_place},
+        {"hosts_deny_lines_removed", &r.hosts_deny_file().counters().lines_removed},
     };
     for (const auto& [name, v] : figs)
-        s.counter_fn(fmt::format("portsentry_responder_{}_total", name), {}, h, fn([v = v] { return *v; }));
+        s.counter_fn(fmt::format("portsentry_responder_{}_total", name), {}, h, fn([v = v] { return v->value(); }));
     const auto& cmd = r.commands().counters();
-    const std::pair<const char*, const uint64_t*> cmds[] = {
+    const std::pair<const char*, const base::Counter*> cmds[] = {
         {"started", &cmd.started},   {"spawn_failed", &cmd.spawn_failed}, {"refused", &cmd.refused},
         {"exited_ok", &cmd.exited_ok}, {"exited_failed", &cmd.exited_failed}, {"timed_out", &cmd.timed_out},
     };
     for (const auto& [name, v] : cmds)
         s.counter_fn("portsentry_commands_total", {{"result", name}}, "KILL_RUN_CMD / custom KILL_ROUTE runs",
-                     fn([v = v] { return *v; }));
+                     fn([v = v] { return v->value(); }));
     using RC = actions::ResolverCounters;
     const std::pair<const char*, uint64_t RC::*> res[] = {
         {"lookups", &RC::lookups}, {"resolved", &RC::resolved}, {"cache_hits", &RC::cache_hits},
@@ -122,7 +126,7 @@ void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& l
     };
     for (const auto& [name, f] : res)
         s.counter_fn("portsentry_resolver_total", {{"result", name}}, "RESOLVE_HOST reverse lookups",
-                     fn([&r, f = f] { return r.resolver().counters().*f; }));
+                     fn([&r, f = f] { return r.resolver_counters().*f; }));
     using LC = actions::LogCounters;
     const std::pair<const char*, uint64_t LC::*> logs[] = {
         {"written", &LC::written}, {"suppressed", &LC::suppressed}, {"summaries", &LC::summaries}};
@@ -135,6 +139,19 @@ void action_metrics(Stats& s, const actions::Responder& r, const actions::Log& l
     for (const auto& [name, f] : evs)
         s.counter_fn("portsentry_json_log_events_total", {{"result", name}}, "json_log events",
                      fn([&ev, f = f] { return ev.file() ? ev.file()->counters().*f : 0; }));
+}
+
+void response_metrics(Stats& s, const ResponseWorker& w) {
+    const auto& c = w.counters();
+    const char* h = "reports handed to the response worker (issue 12: nothing slow on the packet thread)";
+    s.add("portsentry_responses_total", {{"result", "queued"}}, h, c.queued);
+    s.add("portsentry_responses_total", {{"result", "overflow"}}, h, c.overflow);
+    s.add("portsentry_responses_total", {{"result", "handled"}}, h, c.handled);
+    s.add("portsentry_responses_total", {{"result", "abandoned"}}, h, c.abandoned);
+    s.add("portsentry_responses_deferred_bans_total", {}, "KILL_RUN_CMD_FIRST bans made after their command",
+          c.ban_requests);
+    s.gauge_fn("portsentry_responses_waiting", {}, "reports and notices waiting for the response worker",
+               [&w] { return static_cast<double>(w.waiting()); });
 }
 
 void ban_metrics(Stats& s, const BanManager& b, const BanStore& store, const RulesetKeeper& rk) {
@@ -184,20 +201,30 @@ void daemon_metrics(Stats& s, const MetricParts& p) {
           "detector bans: packet received by the daemon to its ban batch acknowledged by the kernel",
           pc.probe_to_ban_seconds);
     const auto& f = p.saver.figures();
-    s.add("portsentry_state_passes_total", {}, "state file serializing passes", f.passes);
+    s.add("portsentry_state_passes_total", {}, "state file compactions (serializing passes)", f.passes);
     s.add("portsentry_state_serialize_errors_total", {}, "passes dropped (out of memory)", f.serialize_errors);
     s.add("portsentry_state_last_pass_loop_ms", {}, "loop time the last pass took", f.busy_ms);
     s.add("portsentry_state_last_pass_longest_slice_ms", {}, "the last pass's longest slice", f.longest_ms);
     s.add("portsentry_state_last_pass_slices", {}, "slices of the last pass", f.slices);
+    s.add("portsentry_state_longest_step_ms", {}, "the longest loop step spent saving (journal or compaction)",
+          f.longest_step_ms);
+    s.add("portsentry_state_journal_records_total", {}, "changed records formatted for the journal", f.journal_records);
     using WC = StateWriter::Counters;
-    const std::pair<const char*, uint64_t WC::*> wr[] = {
-        {"written", &WC::written}, {"superseded", &WC::replaced}, {"failed", &WC::failed}};
+    const std::pair<const char*, uint64_t WC::*> wr[] = {{"written", &WC::written}, {"failed", &WC::failed}};
     for (const auto& [name, m] : wr)
-        s.counter_fn("portsentry_state_writes_total", {{"result", name}}, "state file writes (writer thread)",
+        s.counter_fn("portsentry_state_writes_total", {{"result", name}},
+                     "state file snapshots written (compactions), and failed writes (writer thread)",
                      fn([&sv = p.saver, m = m] { return sv.writer_counters().*m; }));
-    s.gauge_fn("portsentry_state_last_write_ms", {}, "duration of the last write",
+    const std::pair<const char*, uint64_t WC::*> bytes[] = {{"journal", &WC::journal_bytes},
+                                                            {"snapshot", &WC::snapshot_bytes}};
+    for (const auto& [name, m] : bytes)
+        s.counter_fn("portsentry_state_bytes_written_total", {{"file", name}}, "bytes written to the state files",
+                     fn([&sv = p.saver, m = m] { return sv.writer_counters().*m; }));
+    s.counter_fn("portsentry_state_journal_batches_total", {}, "journal batches appended",
+                 fn([&sv = p.saver] { return sv.writer_counters().journal_batches; }));
+    s.gauge_fn("portsentry_state_last_write_ms", {}, "duration of the last snapshot write",
                [&sv = p.saver] { return sv.writer_counters().last_ms; });
-    s.gauge_fn("portsentry_state_last_write_bytes", {}, "size of the last write",
+    s.gauge_fn("portsentry_state_last_write_bytes", {}, "size of the last snapshot",
                [&sv = p.saver] { return static_cast<double>(sv.writer_counters().last_bytes); });
     s.gauge_fn("portsentry_state_failing", {}, "1 while the state file cannot be written",
                [&sv = p.saver] { return sv.error().empty() ? 0.0 : 1.0; });
@@ -219,6 +246,7 @@ void register_metrics(Stats& stats, const MetricParts& p) {
     engine_metrics(stats, p.engine);
     source_metrics(stats, p.source, p.queue_num, p.backend);
     action_metrics(stats, p.responder, p.log, p.events);
+    response_metrics(stats, p.responses);
     ban_metrics(stats, p.bans, p.store, p.ruleset);
     daemon_metrics(stats, p);
 }
@@ -254,12 +282,14 @@ std::string render_status_text(const StatusInfo& i, const std::vector<Sample>& s
                      "(forgotten), {} overruns\n",
                      v("portsentry_ruleset_restores_total"), v("portsentry_unbans_total{by=\"nft\"}"),
                      v("portsentry_nft_monitor_total{event=\"overrun\"}"));
-    s += fmt::format("state file: {} records, {} writes ({} failed){}; last pass {:.1f} ms of loop time (longest "
-                     "slice {:.1f} ms)\n",
-                     v("portsentry_ban_table_records"), v("portsentry_state_writes_total{result=\"written\"}"),
+    s += fmt::format("state file: {} records; journal {} bytes in {} batches; {} compactions ({} failed writes){}; "
+                     "last compaction {:.1f} ms of loop time (longest slice {:.1f} ms); longest saving step {:.1f} ms\n",
+                     v("portsentry_ban_table_records"), v("portsentry_state_bytes_written_total{file=\"journal\"}"),
+                     v("portsentry_state_journal_batches_total"), v("portsentry_state_writes_total{result=\"written\"}"),
                      v("portsentry_state_writes_total{result=\"failed\"}"),
                      i.state_error.empty() ? "" : ", FAILING: " + i.state_error,
-                     d("portsentry_state_last_pass_loop_ms"), d("portsentry_state_last_pass_longest_slice_ms"));
+                     d("portsentry_state_last_pass_loop_ms"), d("portsentry_state_last_pass_longest_slice_ms"),
+                     d("portsentry_state_longest_step_ms"));
     s += "metrics:\n" + render_stats_text(snap);
     return s;
 }

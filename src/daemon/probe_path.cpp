@@ -23,15 +23,9 @@ void JsonEvents::open(const std::string& path) {
         path, [this](const std::string& e) { log_.write("portsentry-nfq: cannot write json_log " + e); });
 }
 
-ProbePath::ProbePath(engine::Engine& engine, BanManager& bans, actions::Responder& responder, actions::Log& log,
-                     JsonEvents& events, const config::Config& cfg, Clock clock)
-    : engine_(engine),
-      bans_(bans),
-      responder_(responder),
-      log_(log),
-      events_(events),
-      cfg_(&cfg),
-      clock_(std::move(clock)) {}
+ProbePath::ProbePath(engine::Engine& engine, BanManager& bans, actions::Log& log, JsonEvents& events,
+                     const config::Config& cfg, Clock clock)
+    : engine_(engine), bans_(bans), log_(log), events_(events), cfg_(&cfg), clock_(std::move(clock)) {}
 
 ProbePath::ProbeLabels ProbePath::probe_labels(engine::ScanType t) {
     using T = engine::ScanType;
@@ -54,6 +48,10 @@ void ProbePath::count(const engine::Decision& d) {
     if (d.outcome == Outcome::not_watched || d.outcome == Outcome::ignored) return;
     const auto i = static_cast<size_t>(d.type);
     if (i < kScanTypes) counters_.probes[i].inc();
+}
+
+void ProbePath::observe_ban(std::chrono::steady_clock::time_point received, std::chrono::steady_clock::time_point acked) {
+    counters_.probe_to_ban_seconds.observe(std::chrono::duration<double>(acked - received).count());
 }
 
 kernel::PacketVerdict ProbePath::on_packet(std::span<const uint8_t> l3, const Now& now) {
@@ -94,11 +92,12 @@ std::string ProbePath::mode_name(net::L4 proto) const {
     return base;
 }
 
-nlohmann::ordered_json ProbePath::probe_fields(const Pending& p) {
-    return {{"src", p.pkt.src.to_string()},
-            {"proto", net::to_string(p.pkt.proto)},
-            {"port", p.pkt.dport},
-            {"scan", engine::scan_name(p.d.type, p.pkt.tcp_flags)}};
+nlohmann::ordered_json ProbePath::probe_fields(const net::IpAddr& src, net::L4 proto, uint16_t port,
+                                               const engine::Decision& d, uint8_t tcp_flags) {
+    return {{"src", src.to_string()},
+            {"proto", net::to_string(proto)},
+            {"port", port},
+            {"scan", engine::scan_name(d.type, tcp_flags)}};
 }
 
 void ProbePath::flush(const Now& now) {
@@ -106,7 +105,7 @@ void ProbePath::flush(const Now& now) {
     std::vector<BanManager::Detection> want;
     std::vector<Pending*> of;
     for (auto& p : pending_)
-        if (p.d.outcome == Outcome::reported && p.d.ban) {
+        if (p.d.outcome == Outcome::reported && p.d.ban && !defers_ban(p.d)) {
             want.push_back({p.pkt.src, p.d.ban_time, p.pkt.dport, net::to_string(p.pkt.proto),
                             engine::scan_name(p.d.type, p.pkt.tcp_flags)});
             of.push_back(&p);
@@ -120,18 +119,18 @@ void ProbePath::flush(const Now& now) {
         of[i]->d.ban_time = installed[i].time;
         if (!installed[i].error.empty()) ban_error[of[i]] = installed[i].error;
         else if (of[i]->pkt.src.is_v6()) banned_v6.push_back(of[i]->pkt.src);
-        if (installed[i].error.empty())
-            counters_.probe_to_ban_seconds.observe(std::chrono::duration<double>(acked - of[i]->received).count());
+        if (installed[i].error.empty()) observe_ban(of[i]->received, acked);
     }
     for (auto& p : pending_) {
         auto e = ban_error.find(&p);
-        report(p, e == ban_error.end() ? std::string() : e->second);
+        report(p, e == ban_error.end() ? std::string() : e->second,
+               p.d.outcome == Outcome::reported && defers_ban(p.d), now);
     }
     pending_.clear();
     bans_.aggregate(banned_v6, now.wall);
 }
 
-void ProbePath::report(Pending& p, const std::string& ban_error) {
+void ProbePath::report(Pending& p, const std::string& ban_error, bool defer_ban, const Now& now) {
     const std::string src = p.pkt.src.to_string();
     if (p.d.outcome == Outcome::protected_addr) {
         // Once per source and hour (the engine rate-limits): the probe was
@@ -152,18 +151,38 @@ void ProbePath::report(Pending& p, const std::string& ban_error) {
     }
     if (p.d.outcome != Outcome::reported && p.d.outcome != Outcome::already_blocked)
         return;  // tripwire decisions can be ignored / protected / not watched
-    actions::Report rep{p.pkt.src, p.pkt.proto, p.pkt.dport, p.pkt.tcp_flags, p.d, mode_name(p.pkt.proto)};
-    auto res = responder_.handle(rep, [&] { return ban_error; });
+    actions::Report rep{p.pkt.src, p.pkt.proto, p.pkt.dport, p.pkt.tcp_flags, p.d, mode_name(p.pkt.proto), now.steady};
+    if (worker_ && worker_->submit({std::move(rep), ban_error, defer_ban})) return;
+    // The queue is full (counted; the worker's summary line names the host).
+    // A ban still waiting for its command will not happen: let the next probe
+    // from this source report it again rather than count it as blocked.
+    if (defer_ban) engine_.forget(p.pkt.src, p.pkt.proto);
+}
+
+BanManager::Installed ProbePath::ban_now(const actions::Report& rep, const Now& now) {
+    const auto installed = bans_.ban_detected({{rep.src, rep.d.ban_time, rep.port, net::to_string(rep.proto),
+                                                engine::scan_name(rep.d.type, rep.tcp_flags)}},
+                                              now.wall);
+    // After its KILL_RUN_CMD_FIRST command: the probe's turn is `seen`.
+    if (installed.front().error.empty() && rep.seen) observe_ban(*rep.seen, clock_());
+    if (installed.front().error.empty() && rep.src.is_v6()) bans_.aggregate({rep.src}, now.wall);
+    return installed.front();
+}
+
+void ProbePath::on_done(const ResponseWorker::Done& done, const Now& now) {
+    (void)now;
+    const actions::Report& r = done.rep;
+    const auto& res = done.res;
     if (events_.on()) {
-        auto f = probe_fields(p);
-        if (p.d.outcome == Outcome::already_blocked) {
+        auto f = probe_fields(r.src, r.proto, r.port, r.d, r.tcp_flags);
+        if (r.d.outcome == Outcome::already_blocked) {
             events_.emit("already_blocked", std::move(f));
         } else {
-            f["block"] = p.d.block;
+            f["block"] = r.d.block;
             f["banned"] = res.banned;
             if (res.banned) {
-                f["ban_seconds"] = p.d.ban_time.count();
-                if (const BanRecord* r = bans_.record(net::Cidr::host(p.pkt.src))) f["offences"] = r->count;
+                f["ban_seconds"] = r.d.ban_time.count();
+                if (const BanRecord* b = bans_.record(net::Cidr::host(r.src))) f["offences"] = b->count;
             }
             f["responded"] = res.responded_ok;
             events_.emit("scan", std::move(f));
@@ -171,7 +190,7 @@ void ProbePath::report(Pending& p, const std::string& ban_error) {
     }
     // A response failed ("Could not block host"): let the next probe from
     // this source on this protocol try again instead of "already blocked".
-    if (!res.responded_ok) engine_.forget(p.pkt.src, p.pkt.proto);
+    if (r.d.outcome == Outcome::reported && !res.responded_ok) engine_.forget(r.src, r.proto);
 }
 
 }  // namespace portsentry::daemon

@@ -20,8 +20,10 @@
 #include "portsentry/daemon/loop.hpp"
 #include "portsentry/daemon/metrics.hpp"
 #include "portsentry/daemon/metrics_http.hpp"
+#include "portsentry/daemon/notify.hpp"
 #include "portsentry/daemon/probe_path.hpp"
 #include "portsentry/daemon/reload.hpp"
+#include "portsentry/daemon/responses.hpp"
 #include "portsentry/daemon/settings.hpp"
 #include "portsentry/daemon/state.hpp"
 #include "portsentry/daemon/state_saver.hpp"
@@ -69,7 +71,8 @@ std::string join(const std::vector<std::string>& v) {
 struct Service::Impl final : BanListener, CommandHandler {
     Options opts;
     std::unique_ptr<config::Config> cfg;
-    actions::Log log{actions::LogOptions{.use_syslog = true, .foreground = true}};
+    // Lines are emitted on the log's own thread: syslog() must not hold the loop.
+    actions::Log log{actions::LogOptions{.use_syslog = true, .foreground = true, .async = true}};
     Loop loop;
     JsonEvents events{log};
     BanStore store;
@@ -82,15 +85,19 @@ struct Service::Impl final : BanListener, CommandHandler {
     StateSaver saver;
     std::unique_ptr<actions::Responder> responder;
     std::unique_ptr<ProbePath> probes;
+    // After responder and probes: destroyed (stopped and joined) before them.
+    std::unique_ptr<ResponseWorker> worker;
     std::unique_ptr<Tripwires> tripwires;
     std::unique_ptr<kernel::PacketSource> source;
     std::unique_ptr<ControlServer> control;
+    std::unique_ptr<SystemdNotifier> notifier;
     kernel::Backend backend = kernel::Backend::nflog;
     Stats stats;
+    int signal_fd = -1, timer_fd = -1, drain_fd = -1;
+    bool draining = false;
     // After `stats` and every part whose cells it reads: destroyed first, so
     // no scrape runs while they go (its destructor joins the HTTP threads).
     std::unique_ptr<MetricsEndpoint> metrics_http;
-    int signal_fd = -1, timer_fd = -1;
     const std::time_t started = std::time(nullptr);
 
     Impl(const Options& o, std::unique_ptr<config::Config> c)
@@ -105,8 +112,10 @@ struct Service::Impl final : BanListener, CommandHandler {
     }
 
     ~Impl() override {
+        worker.reset();  // joined while the loop and the parts it calls still exist
         if (signal_fd >= 0) ::close(signal_fd);
         if (timer_fd >= 0) ::close(timer_fd);
+        if (drain_fd >= 0) ::close(drain_fd);
     }
 
     void start();
@@ -115,8 +124,11 @@ struct Service::Impl final : BanListener, CommandHandler {
     void open_source();
     void open_timers();
     void on_signal();
+    void drain(int signo);
+    void exit_now(int signo);
     void on_tick();
-    void reload();
+    ControlReply reload() override;
+    std::string status_line();
     void register_all_metrics();
     void serve_metrics(const std::string& old_listen);
 
@@ -126,12 +138,16 @@ struct Service::Impl final : BanListener, CommandHandler {
         if (left) until = loop.now().steady + *left;
         engine.mark_blocked(a, loop.now().steady, until);
     }
-    void forgotten(const net::IpAddr& a) override { engine.forget(a); }
+    void forgotten(const net::IpAddr& a) override {
+        engine.forget(a);
+        if (worker) worker->ban_ended(a);  // its hosts.deny line goes
+    }
     void event(const char* name, nlohmann::ordered_json fields) override { events.emit(name, std::move(fields)); }
     void note(const std::string& line) override { log.write(line); }
     void changed(bool soon) override {
+        // Every change is journaled by the idle step; one someone waits
+        // for is formatted right away.
         if (soon) saver.save_soon(loop.now().steady);
-        else saver.mark_dirty();
     }
 
     // CommandHandler
@@ -152,6 +168,10 @@ struct Service::Impl final : BanListener, CommandHandler {
 };
 
 void Service::Impl::start() {
+    log.write(fmt::format("portsentry-nfq: {}; ignore list: {}", opts.resolved.why,
+                          cfg->ignore_file.empty() ? std::string("none")
+                                                   : fmt::format("{} + {}.static ({} entries)", cfg->ignore_file,
+                                                                 cfg->ignore_file, cfg->ignore.entries().size())));
     lock = LockFile::acquire(cfg->control_socket + ".lock", false);
     if (!lock.locked())
         throw std::runtime_error("another portsentry-nfq already runs with control socket " + cfg->control_socket);
@@ -161,12 +181,17 @@ void Service::Impl::start() {
     // error naming the address), and nothing is left half-started.
     if (!cfg->metrics.listen.empty())
         metrics_http = std::make_unique<MetricsEndpoint>(*config::parse_listen(cfg->metrics.listen, nullptr), stats);
-    responder = std::make_unique<actions::Responder>(*cfg, log);
+    // Lookups are started when a report is queued (ResponseWorker::submit);
+    // the worker only waits for the rest of one, never starts one in turn.
+    actions::ResponderOptions ropts;
+    ropts.resolver.prefetch_only = true;
+    responder = std::make_unique<actions::Responder>(*cfg, log, ropts);
     events.open(cfg->json_log);
     std::vector<std::string> warnings;
     store.load(&warnings, stop_if_asked);
     for (const auto& w : warnings) log.write("portsentry-nfq: " + w);
     stop_if_asked();
+    saver.start();  // from here on every change is journaled
     bans.forget_history(loop.now().wall);
     backend = ruleset.choose(cfg->steer);
     protection.start(*cfg);
@@ -178,7 +203,11 @@ void Service::Impl::start() {
     if (!opts.no_ruleset)
         ruleset.watch([this](const char* why) { restore_ruleset(why); },
                       [this](const std::vector<net::IpAddr>& starts, const Now& n) { bans.forget_foreign(starts, n.wall); });
-    probes = std::make_unique<ProbePath>(engine, bans, *responder, log, events, *cfg);
+    probes = std::make_unique<ProbePath>(engine, bans, log, events, *cfg);
+    worker = std::make_unique<ResponseWorker>(
+        loop, *responder, log, [this](const actions::Report& r, const Now& n) { return probes->ban_now(r, n); },
+        [this](const ResponseWorker::Done& d, const Now& n) { probes->on_done(d, n); });
+    probes->set_worker(worker.get());
     open_source();
     bans.replay_blocked(loop.now().wall);
     tripwires = std::make_unique<Tripwires>(
@@ -192,8 +221,9 @@ void Service::Impl::start() {
     loop.add_idle("state serializing", [this] { return saver.pending(); }, [this](const Now& n) { saver.step(n.steady); });
     open_timers();
     register_all_metrics();
-    // The queue is bound: a start-up change (trimmed or forgotten records)
-    // is saved by a pass like any other, never in one go on the loop.
+    notifier = std::make_unique<SystemdNotifier>(loop);
+    // The queue is bound: start-up changes (trimmed or forgotten records)
+    // are journaled in slices by the idle step, never in one go on the loop.
     saver.tick(loop.now().steady);
 }
 
@@ -262,27 +292,72 @@ void Service::Impl::on_signal() {
     while (::read(signal_fd, &si, sizeof si) == sizeof si) {
         switch (si.ssi_signo) {
             case SIGHUP: reload(); break;
-            case SIGCHLD: responder->reap(); break;
+            case SIGCHLD: worker->wake(); break;
             case SIGTERM:
-            case SIGINT:
-                saver.save_now();
-                // The table stays: bans keep dropping, and `bypass` answers probes again.
-                log.write(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
-                                      si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT"));
-                loop.stop();
-                return;
+            case SIGINT: drain(static_cast<int>(si.ssi_signo)); return;
         }
     }
 }
 
+// Responses still queued or running (a KILL_RUN_CMD_FIRST command, its ban)
+// get run_cmd_timeout + 1 s to finish; the loop keeps serving meanwhile
+// (verdicts, the bans the worker asks for). Then, or as soon as the worker
+// is idle, the state is saved and the loop stops.
+void Service::Impl::drain(int signo) {
+    if (draining) return;
+    draining = true;
+    notifier->stopping();
+    if (worker->idle()) return exit_now(signo);
+    const auto limit = std::chrono::duration_cast<std::chrono::milliseconds>(cfg->run_cmd_timeout) +
+                       std::chrono::seconds(1);
+    log.write(fmt::format("portsentry-nfq: {}: finishing pending responses (at most {} ms)",
+                          signo == SIGTERM ? "SIGTERM" : "SIGINT", limit.count()));
+    drain_fd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (drain_fd < 0) return exit_now(signo);
+    itimerspec its{};
+    its.it_value.tv_sec = limit.count() / 1000;
+    its.it_value.tv_nsec = (limit.count() % 1000) * 1000000;
+    ::timerfd_settime(drain_fd, 0, &its, nullptr);
+    loop.add(drain_fd, "exit deadline", [this, signo](const Now&) {
+        log.write(fmt::format("portsentry-nfq: {} responses abandoned at the exit deadline", worker->waiting()));
+        exit_now(signo);
+    });
+    worker->on_idle([this, signo] { exit_now(signo); });
+}
+
+void Service::Impl::exit_now(int signo) {
+    worker->on_idle({});
+    if (drain_fd >= 0) loop.remove(drain_fd);
+    saver.save_now();
+    // The table stays: bans keep dropping, and `bypass` answers probes again.
+    log.write(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
+                          signo == SIGTERM ? "SIGTERM" : "SIGINT"));
+    loop.stop();
+}
+
 void Service::Impl::on_tick() {
-    responder->reap();
+    worker->tick(loop.now());
     events.tick(loop.now());
     protection.tick(loop.now());
     bans.forget_history(loop.now().wall);
     saver.tick(loop.now().steady);
     ruleset.tick(loop.now());
     stats.sample();
+    notifier->status(status_line());
+}
+
+// systemd's STATUS= line: `status` in one line.
+std::string Service::Impl::status_line() {
+    stats.sample();
+    uint64_t bans_now = 0, drops = 0;
+    for (const auto& m : stats.snapshot()) {
+        const auto k = m.key();
+        if (m.name == "portsentry_active_bans")  // {set="banned"} and {set="banned6"}
+            bans_now += static_cast<uint64_t>(m.value);
+        else if (k == "portsentry_engine_verdicts_total{verdict=\"drop\"}")
+            drops = static_cast<uint64_t>(m.value);
+    }
+    return fmt::format("backend {}; {} bans; {} probes dropped", kernel::to_string(backend), bans_now, drops);
 }
 
 ControlReply Service::Impl::why(const std::string& addr) {
@@ -326,7 +401,7 @@ ControlReply Service::Impl::status(bool json) {
 void Service::Impl::register_all_metrics() {
     Stats fresh;
     register_metrics(fresh,
-                     MetricParts{engine, *source, *responder, log, events, bans, saver, loop, ruleset, *probes, store,
+                     MetricParts{engine, *source, *responder, *worker, log, events, bans, saver, loop, ruleset, *probes, store,
                                  protection, tripwires->size(), cfg->queue_num, backend});
     stats.adopt(std::move(fresh));
 }
@@ -360,24 +435,33 @@ void Service::Impl::serve_metrics(const std::string& old_listen) {
 
 // SIGHUP: every setting the key table names is compared; the parts take the
 // new config as a whole, except the restart-only keys (reload.cpp).
-void Service::Impl::reload() {
+ControlReply Service::Impl::reload() {
+    notifier->reloading();
+    const auto refused = [this](const std::string& why) {
+        notifier->reloaded(status_line(), why);
+        return ControlReply{1, why + "\nreload refused: keeping the running configuration\n"};
+    };
     std::unique_ptr<config::Config> next;
     try {
         next = std::make_unique<config::Config>(load_config(opts));
     } catch (const config::ConfigError& e) {
-        for (const auto& d : e.diagnostics()) log.write("portsentry-nfq: reload: " + d.to_string());
+        std::string diags;
+        for (const auto& d : e.diagnostics()) {
+            log.write("portsentry-nfq: reload: " + d.to_string());
+            diags += (diags.empty() ? "" : "\n") + d.to_string();
+        }
         log.write("portsentry-nfq: reload failed: keeping the running configuration");
-        return;
+        return refused(diags);
     } catch (const std::exception& e) {
         log.write(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
-        return;
+        return refused(fmt::format("{}: {}", opts.config_path, e.what()));
     }
     const ReloadPlan plan = plan_reload(*cfg, *next);
     try {
         prepare_directories(*next);
     } catch (const std::exception& e) {
         log.write(fmt::format("portsentry-nfq: reload failed ({}): keeping the running configuration", e.what()));
-        return;
+        return refused(e.what());
     }
     auto old = std::move(cfg);
     cfg = std::move(next);
@@ -393,11 +477,11 @@ void Service::Impl::reload() {
         cfg = std::move(old);
         protection.install(*cfg, std::move(old_protection));
         bans.reconfigure(ban_settings(*cfg));
-        return;
+        return refused(fmt::format("{}: ruleset rejected: {}", cfg->source_file, e.what()));
     }
     engine.reconfigure(engine_settings(*cfg));
-    responder->reconfigure(*cfg);
-    responder->reopen();
+    worker->reconfigure(*cfg);
+    worker->reopen();
     probes->reconfigure(*cfg);
     events.open(cfg->json_log);
     tripwires->reconcile(*cfg);
@@ -407,8 +491,11 @@ void Service::Impl::reload() {
     for (const auto& k : plan.needs_restart)
         log.write(fmt::format("portsentry-nfq: reload: {} changed: needs a restart (still using {})", k,
                               config::format_value(*config::find_yaml_key(k), *cfg)));
-    log.write(fmt::format("portsentry-nfq: configuration reloaded from {}{}", cfg->source_file,
-                          plan.changed.empty() ? " (no setting changed)" : " (changed: " + join(plan.changed) + ")"));
+    const auto done = fmt::format("configuration reloaded from {}{}", cfg->source_file,
+                                  plan.changed.empty() ? " (no setting changed)" : " (changed: " + join(plan.changed) + ")");
+    log.write("portsentry-nfq: " + done);
+    notifier->reloaded(status_line());
+    return {0, done + "\n"};
 }
 
 Service::Service(const Options& o) {
@@ -434,6 +521,7 @@ int Service::run() {
     m.log.write(fmt::format("portsentry-nfq: ready: tcp {} ({}), udp {} ({}), {} bans restored{}",
                             config::to_string(m.cfg->tcp.mode), m.cfg->tcp.block, config::to_string(m.cfg->udp.mode),
                             m.cfg->udp.block, m.bans.active_count(m.loop.now().wall), m.cfg->dry_run ? ", DRY RUN" : ""));
+    m.notifier->ready(m.status_line());
     m.loop.run();
     return 0;
 }

@@ -111,6 +111,7 @@ ControlReply dispatch_command(const std::string& line, CommandHandler& h) {
     if (w[0] == "status" && (w.size() == 1 || json)) return h.status(json);
     if (w[0] == "list" && (w.size() == 1 || json)) return h.list(json);
     if (w[0] == "why" && w.size() == 2) return h.why(w[1]);
+    if (w[0] == "reload" && w.size() == 1) return h.reload();
     if ((w[0] == "ban" || w[0] == "unban") && w.size() >= 2) {
         auto c = net::Cidr::parse(w[1]);
         if (!c) return {1, fmt::format("error: '{}' is not an IPv4/IPv6 address or CIDR\n", w[1])};
@@ -135,7 +136,7 @@ ControlReply dispatch_command(const std::string& line, CommandHandler& h) {
         return h.ban(*c, t, origin);
     }
     return {1, "error: unknown command '" + line +
-                   "' (status [--json], list [--json], why ADDR, ban ADDR [--time DUR], unban ADDR)\n"};
+                   "' (status [--json], list [--json], why ADDR, ban ADDR [--time DUR], unban ADDR, reload)\n"};
 }
 
 }  // namespace portsentry::daemon

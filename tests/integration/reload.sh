@@ -245,8 +245,9 @@ s_restart_only() {
     probe_from "$(src 19)" "$V_A4" 7
     probe_from "$(src 19)" "$V_A4" 8
     expect "scan_trigger 2 applied: two probes ban" banned "$(src 19)"
-    expect "the ban is saved to the OLD state file" wait_until 3 grep -qs "\"$(src 19)\"" "$st_old"
-    expect_not "the new state file is not written" test -e "$st_new"
+    # (journaled: the change is in the old state file's journal, <state>.journal.N)
+    expect "the ban is saved to the OLD state file" wait_until 3 grep -qs "\"$(src 19)\"" "$st_old" "$st_old".journal.*
+    expect_not "the new state file is not written" compgen -G "$st_new*"
     out=$(ctl "$dir/old.yaml" why "$(src 19)" 2>&1)
     expect "why on the OLD socket reports the ban (got: ${out%%$'\n'*})" grep -q "^$(src 19): banned as $(src 19) " <<<"$out"
     daemon_stop TERM

@@ -6,6 +6,7 @@
 
 #include "portsentry/config/keys.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "portsentry/actions/log.hpp"
+#include "portsentry/base/metric.hpp"
 
 namespace portsentry::actions {
 
@@ -51,18 +53,19 @@ struct CommandOptions {
     std::string output_file;
 };
 
+// Single-writer atomic cells: the runner's thread writes, metrics read.
 struct CommandCounters {
-    uint64_t started = 0;
-    uint64_t spawn_failed = 0;  // exec failure reported by posix_spawn
-    uint64_t refused = 0;       // in-flight cap reached
-    uint64_t exited_ok = 0;
-    uint64_t exited_failed = 0; // non-zero exit or killed by a signal
-    uint64_t timed_out = 0;
+    base::Counter started;
+    base::Counter spawn_failed;  // exec failure reported by posix_spawn
+    base::Counter refused;       // in-flight cap reached
+    base::Counter exited_ok;
+    base::Counter exited_failed; // non-zero exit or killed by a signal
+    base::Counter timed_out;
 };
 
 // Runs commands as direct children (posix_spawnp: no shell, stdin /dev/null,
 // own process group, default signal mask and dispositions) and reaps them
-// without blocking. Single-threaded use (the daemon's loop).
+// without blocking. Single-threaded use (the daemon's response worker).
 class CommandRunner {
 public:
     CommandRunner(Log& log, CommandOptions opts);
@@ -81,6 +84,12 @@ public:
     // SIGTERM to those past the timeout and SIGKILL after the grace period.
     void reap();
     void reap(TimePoint now);
+
+    // Blocks until the most recently started child exits or `deadline`
+    // passes, then reaps. KILL_RUN_CMD_FIRST: 1.2's system() waited too.
+    // Returns true if it exited in time. `abort` (optional) turning true ends
+    // the wait early (daemon exit), checked at least every 100 ms.
+    bool wait_newest(TimePoint deadline, const std::atomic<bool>* abort = nullptr);
 
     // SIGKILL every child's process group and wait for them.
     void terminate_all();

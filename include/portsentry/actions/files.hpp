@@ -1,12 +1,10 @@
-// History, blocked and hosts.deny files.
+// History and blocked files (hosts.deny: hosts_deny.hpp).
 //
 // History and blocked files are only ever appended (O_APPEND|O_NOFOLLOW), never
 // renamed: fail2ban follows them by inode and a rename would look like a
-// rotation. hosts.deny is rewritten through a temp file + rename so readers
-// (tcpd, sshd via libwrap) never see half a line.
+// rotation.
 #pragma once
 
-#include <functional>
 #include <string>
 #include <string_view>
 
@@ -46,25 +44,5 @@ std::string blocked_file_path(const std::string& blocked_file, std::string_view 
 // history/blocked file. Matches the address field exactly (1.2's IsBlocked()
 // matched substrings, so 192.0.2.1 also hit 192.0.2.10). A missing file → false.
 bool blocked_file_contains(const std::string& path, const net::IpAddr& ip);
-
-// --- hosts.deny ---------------------------------------------------------------
-struct HostsDenyResult {
-    enum class Status { added, already_present, failed } status = Status::failed;
-    bool appended_in_place = false;  // rename() gave EBUSY: appended under flock instead
-    std::string error;               // when failed: what and why
-};
-
-// rename(2) by default; injectable so tests can simulate EBUSY.
-using RenameFn = base::RenameFn;
-
-// Adds `line` (no trailing newline) to the hosts.deny file at `path` unless an
-// identical line is already there. Under an exclusive flock on the file:
-// read it, write old content + line to a temp file in the same directory,
-// fsync, rename over `path`, fsync the directory. If rename fails with EBUSY
-// (a bind-mounted /etc/hosts.deny in a container or test namespace) the line
-// is appended in place instead — never lost. Refuses a symlink or non-regular
-// file at `path`. Creates the file (0644) when missing.
-HostsDenyResult hosts_deny_add(const std::string& path, std::string_view line,
-                               const RenameFn& rename_fn = {});
 
 }  // namespace portsentry::actions

@@ -4,11 +4,14 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 
 namespace portsentry::actions {
 
@@ -42,6 +45,11 @@ struct LogOptions {
     bool foreground = false;
     double burst = 200;       // lines allowed back to back
     double per_second = 50;   // sustained lines per second under a flood
+    // Emit on a thread of the Log's own: syslog() is a blocking send to
+    // /dev/log (journald busy: milliseconds), and the packet thread must not
+    // wait for it. Lines keep their order; the daemon turns this on.
+    bool async = false;
+    size_t queue_max = 4096;  // lines waiting for that thread; beyond: counted as suppressed
 };
 
 // True when lines should be copied to stderr (pure: env passed in).
@@ -59,7 +67,7 @@ public:
     using Sink = std::function<void(std::string_view)>;
 
     explicit Log(const LogOptions& opts = {}, Sink extra = {});
-    ~Log();
+    ~Log();  // async: emits what still waits, then joins
     Log(const Log&) = delete;
     Log& operator=(const Log&) = delete;
 
@@ -72,10 +80,14 @@ public:
     void flush(TimePoint now);
 
     LogCounters counters() const;
+    // async: returns once every line written before the call was emitted.
+    void sync();
 
 private:
-    void emit(std::string_view line);  // unconditional; caller holds mu_
+    void emit(std::string_view line);  // unconditional; caller holds mu_ (sync) or is the writer
+    void deliver(std::string line);  // caller holds mu_: emit now, or queue for the writer
     void maybe_summary();  // caller holds mu_
+    void writer();
 
     LogOptions opts_;
     bool to_stderr_;
@@ -84,6 +96,10 @@ private:
     TokenBucket bucket_;
     uint64_t pending_suppressed_ = 0;
     LogCounters counters_;
+    std::deque<std::string> queue_;  // async: lines for the writer, in order
+    std::condition_variable wake_, drained_;
+    bool stop_ = false, emitting_ = false;
+    std::thread thread_;  // async only; last: starts after the members it uses
 };
 
 }  // namespace portsentry::actions

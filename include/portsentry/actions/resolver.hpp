@@ -32,6 +32,11 @@ struct ResolverOptions {
     double per_second = 10;                    // lookups started per second (burst = 2x)
     size_t cache_size = 1024;
     std::chrono::seconds cache_ttl{300};
+    // resolve() never starts a lookup, it only uses what prefetch() started
+    // (waiting for the rest of its time). The daemon prefetches when a report
+    // is queued, so lookups of successive reports overlap instead of one
+    // thread waiting for each in turn.
+    bool prefetch_only = false;
 };
 
 struct ResolverCounters {
@@ -57,8 +62,11 @@ public:
     Resolver& operator=(const Resolver&) = delete;
 
     // The name for `a`, or its address text when disabled, capped, timed out,
-    // unknown or unsafe. Waits at most options.timeout.
+    // unknown or unsafe. Waits at most options.timeout from the lookup's start.
     std::string resolve(const net::IpAddr& a);
+    // Starts a lookup of `a` if none is cached or running and the caps allow;
+    // never waits. Thread-safe (the daemon's loop calls it).
+    void prefetch(const net::IpAddr& a);
 
     bool enabled() const;
     ResolverCounters counters() const;

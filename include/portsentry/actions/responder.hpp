@@ -9,8 +9,11 @@
 //        0: "Ignoring TCP response per configuration file setting."
 //        1: KILL_RUN_CMD_FIRST ? command, ban (+custom KILL_ROUTE), hosts.deny
 //                              : ban (+custom KILL_ROUTE), hosts.deny, command
-//           (1.2 ran hosts.deny before the route; we ban first because the
-//           fsync'd hosts.deny rewrite would otherwise sit in probe→ban latency)
+//           (1.2 ran hosts.deny before the route; we ban first, the ban being
+//           the response that matters). With KILL_RUN_CMD_FIRST the command
+//           completes (or reaches run_cmd_timeout) before the ban, as 1.2's
+//           system() did: handle() waits for it, so it runs off the packet
+//           thread (daemon/responses.cpp);
 //        2: command only;
 //      a host reported before for the other protocol (Decision::other_protocol)
 //      gets this protocol's responses too (1.2's separate detectors), except
@@ -24,16 +27,20 @@
 // line (1.2 logged both), unless the engine marked it log_suppressed.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
 #include "portsentry/actions/command.hpp"
 #include "portsentry/actions/files.hpp"
+#include "portsentry/actions/hosts_deny.hpp"
 #include "portsentry/actions/log.hpp"
 #include "portsentry/actions/resolver.hpp"
 #include "portsentry/config/config.hpp"
@@ -53,10 +60,14 @@ struct Report {
     // Legacy detection type without the dash: "atcp","audp","stcp","sudp","tcp","udp".
     // Names the blocked file (BLOCKED_FILE.<mode>) and expands $MODE$.
     std::string mode;
+    // When the packet was judged (the loop's clock): a hosts.deny line ends
+    // with the ban, at seen + d.ban_time. Default: when handle() runs.
+    std::optional<TimePoint> seen;
 };
 
 // The nft-set ban: returns "" on success or the error text. Called at the
-// point in the order where 1.2 ran KillRoute().
+// point in the order where 1.2 ran KillRoute(). It may update the report's
+// d.ban_time (escalation) before hosts.deny reads it.
 using BanFn = std::function<std::string()>;
 
 struct HandleResult {
@@ -66,18 +77,21 @@ struct HandleResult {
     bool recorded = false;   // history and blocked records appended
 };
 
+// Written by the thread that runs handle() (the daemon's response worker),
+// read by the loop's metrics: single-writer atomic cells.
 struct ResponderCounters {
-    uint64_t reports = 0;
-    uint64_t records_written = 0;
-    uint64_t records_suppressed = 0;  // history/blocked rate limit
-    uint64_t file_errors = 0;         // history/blocked open/write failures
-    uint64_t bans_ok = 0;
-    uint64_t bans_failed = 0;
-    uint64_t hosts_deny_added = 0;
-    uint64_t hosts_deny_present = 0;
-    uint64_t hosts_deny_failed = 0;
-    uint64_t response_failures = 0;   // "Could not block host" reports
-    uint64_t commands_deduplicated = 0;  // a second protocol's KILL_RUN_CMD identical to the first's
+    base::Counter reports;
+    base::Counter records_written;
+    base::Counter records_suppressed;  // history/blocked rate limit
+    base::Counter file_errors;         // history/blocked open/write failures
+    base::Counter bans_ok;
+    base::Counter bans_failed;
+    base::Counter hosts_deny_added;
+    base::Counter hosts_deny_present;
+    base::Counter hosts_deny_failed;
+    base::Counter response_failures;      // "Could not block host" reports
+    base::Counter commands_deduplicated;  // a second protocol's KILL_RUN_CMD identical to the first's
+    base::Counter commands_waited;        // KILL_RUN_CMD_FIRST: waited for before the ban
 };
 
 struct ResponderOptions {
@@ -86,13 +100,17 @@ struct ResponderOptions {
     CommandOptions command;            // .timeout is overridden by cfg.run_cmd_timeout
     double record_burst = 200;         // history/blocked records back to back
     double record_per_second = 20;     // sustained records per second under a flood
-    RenameFn hosts_deny_rename;        // default: rename(2) (tests inject EBUSY)
+    HostsDenyOptions hosts_deny;       // rewrite interval; rename (tests inject EBUSY)
     std::function<std::time_t()> wall_clock;  // default: time(nullptr) (tests pin it)
 };
 
+// One thread at a time: the daemon runs it on its response worker (handle,
+// reap, reopen, reconfigure, ban_ended all there); counters() and
+// resolver_counters() may be read from any thread.
 class Responder {
 public:
-    // `cfg` and `log` must outlive the responder (reconfigure() swaps cfg).
+    // `cfg` is copied (the worker must not share the loop's config, which a
+    // reload replaces); `log` must outlive the responder.
     Responder(const config::Config& cfg, Log& log, ResponderOptions opts = {});
     ~Responder();
     Responder(const Responder&) = delete;
@@ -101,10 +119,20 @@ public:
     HandleResult handle(const Report& r, const BanFn& do_ban);
     HandleResult handle(const Report& r, const BanFn& do_ban, TimePoint now);
 
-    // Each loop turn: reap commands, enforce their time limit, emit pending
-    // rate-limit summaries.
+    // Regularly: reap commands, enforce their time limit, emit pending
+    // rate-limit summaries, remove hosts.deny lines of ended bans (batched).
     void reap();
     void reap(TimePoint now);
+    // Set by the daemon's worker: a KILL_RUN_CMD_FIRST wait ends when it turns true (exit).
+    void set_abort(const std::atomic<bool>* abort) { abort_ = abort; }
+    // Any thread (the daemon's loop, when it queues a report): start the
+    // reverse lookup handle() will want, so lookups overlap.
+    void prefetch(const net::IpAddr& a) {
+        std::lock_guard lk(resolver_mu_);
+        resolver_->prefetch(a.unmapped());
+    }
+    // A ban ended early (unban, eviction): its hosts.deny lines go at the next clean-up.
+    void ban_ended(const net::IpAddr& a) { hosts_deny_.ended(a.unmapped()); }
     // SIGHUP: reopen history and blocked files (logrotate).
     void reopen();
     // SIGHUP with a new config: paths, resolver and command limits follow it.
@@ -112,7 +140,8 @@ public:
 
     const ResponderCounters& counters() const { return counters_; }
     const CommandRunner& commands() const { return runner_; }
-    const Resolver& resolver() const { return *resolver_; }
+    ResolverCounters resolver_counters() const;
+    const HostsDenyFile& hosts_deny_file() const { return hosts_deny_; }
 
 private:
     struct Ctx;
@@ -130,16 +159,19 @@ private:
     std::unordered_map<std::string, std::string> commands_run_;
     std::deque<std::string> commands_order_;
 
-    const config::Config* cfg_;
+    config::Config cfg_;
     Log& log_;
     ResponderOptions opts_;
+    mutable std::mutex resolver_mu_;  // resolver_ is replaced on reconfigure; metrics read it
     std::unique_ptr<Resolver> resolver_;
+    HostsDenyFile hosts_deny_;
     CommandRunner runner_;
     AppendFile history_;
     std::map<std::string, AppendFile> blocked_;  // by mode
     TokenBucket record_bucket_;
     uint64_t pending_suppressed_ = 0;
     ResponderCounters counters_;
+    const std::atomic<bool>* abort_ = nullptr;
 };
 
 }  // namespace portsentry::actions

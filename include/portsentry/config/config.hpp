@@ -86,7 +86,9 @@ struct Config {
 
     std::string hosts_deny_file = "/etc/hosts.deny";
     std::string state_file = "/var/lib/portsentry/portsentry-nfq.state";
-    std::string control_socket = "/run/portsentry-nfq.sock";
+    // In the unit's RuntimeDirectory= (writable under ProtectSystem=strict);
+    // the instance lock is this path + ".lock".
+    std::string control_socket = "/run/portsentry-nfq/portsentry-nfq.sock";
     std::string json_log;  // "" = off; else path of JSON event lines
     bool dry_run = false;
 
@@ -148,6 +150,10 @@ struct LoadOptions {
     // Legacy mode flags from argv ("atcp", "audp", ...); override defaults_file.
     std::vector<std::string> mode_flags;
     bool load_ignore_files = true;
+    // --check: every path the daemon would write must be writable here. Run
+    // by the unit's ExecStartPre= inside the same sandbox, this names each
+    // path outside its ReadWritePaths= (EROFS) with FILE:LINE.
+    bool check_write_paths = false;
 };
 
 // Detects YAML vs legacy by content (legacy: KEY="value" lines) and loads it.

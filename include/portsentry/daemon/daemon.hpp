@@ -8,11 +8,14 @@
 #include <vector>
 
 #include "portsentry/config/config.hpp"
+#include "portsentry/daemon/config_path.hpp"
 
 namespace portsentry::daemon {
 
 struct Options {
+    // Set by cli_main from resolve_config (config_path.hpp): the one rule.
     std::string config_path = "/etc/portsentry/portsentry.yaml";
+    ResolvedConfig resolved;
     config::LoadOptions load;
     std::optional<config::Steer> steer;                // --steer
     bool dry_run = false;                              // --dry-run

@@ -10,6 +10,7 @@
 
 #include "portsentry/actions/log.hpp"
 #include "portsentry/actions/responder.hpp"
+#include "portsentry/daemon/responses.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
 #include "portsentry/daemon/keepers.hpp"
 #include "portsentry/daemon/loop.hpp"
@@ -28,6 +29,7 @@ struct MetricParts {
     const engine::Engine& engine;
     const kernel::PacketSource& source;
     const actions::Responder& responder;
+    const ResponseWorker& responses;
     const actions::Log& log;
     const JsonEvents& events;
     const BanManager& bans;

@@ -1,8 +1,10 @@
 // The packet path, from a steered packet (or a tripwire hit) to the 1.2
 // responses: parse, ask the engine, give the verdict at once; after the
 // batch's verdicts went out, one kernel batch of bans (BanManager), then the
-// attackalert lines, history/blocked records, hosts.deny and commands
-// (actions::Responder) and JSON events.
+// responses queued for the worker thread (attackalert lines, history/blocked
+// records, hosts.deny, commands: ResponseWorker); JSON events when they come
+// back. With KILL_RUN_CMD_FIRST the ban waits for the command: the worker
+// asks for it through ban_now().
 #pragma once
 
 #include <chrono>
@@ -21,6 +23,7 @@
 #include "portsentry/config/config.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
 #include "portsentry/daemon/loop.hpp"
+#include "portsentry/daemon/responses.hpp"
 #include "portsentry/engine/engine.hpp"
 #include "portsentry/kernel/packet_source.hpp"
 #include "portsentry/net/packet.hpp"
@@ -52,8 +55,11 @@ public:
     // to measure probe → ban (the one reading a part takes besides the
     // loop's: a latency needs its end point); tests hand in their own.
     using Clock = std::function<std::chrono::steady_clock::time_point()>;
-    ProbePath(engine::Engine& engine, BanManager& bans, actions::Responder& responder, actions::Log& log,
-              JsonEvents& events, const config::Config& cfg, Clock clock = std::chrono::steady_clock::now);
+    ProbePath(engine::Engine& engine, BanManager& bans, actions::Log& log, JsonEvents& events,
+              const config::Config& cfg, Clock clock = std::chrono::steady_clock::now);
+    // The worker the responses go to (Service builds it after this, with
+    // ban_now and on_done as its callbacks); must be set before packets flow.
+    void set_worker(ResponseWorker* w) { worker_ = w; }
     void reconfigure(const config::Config& cfg) { cfg_ = &cfg; }
 
     // One steered packet (`l3` from the IP header). Unreadable packets are
@@ -64,6 +70,10 @@ public:
     void on_tripwire(const net::IpAddr& src, net::L4 proto, uint16_t port, const Now& now);
     // After the verdicts went out: bans in one batch, then the responses.
     void flush(const Now& now);
+    // The worker's callbacks (loop thread): a KILL_RUN_CMD_FIRST ban after
+    // its command; a report's responses done.
+    BanManager::Installed ban_now(const actions::Report& rep, const Now& now);
+    void on_done(const ResponseWorker::Done& d, const Now& now);
 
     // portsentry_probes_total{proto,type}: labels of each engine::ScanType.
     static constexpr size_t kScanTypes = static_cast<size_t>(engine::ScanType::udp_tripwire) + 1;
@@ -92,13 +102,19 @@ private:
         std::chrono::steady_clock::time_point received;  // the turn's clock reading
     };
     void count(const engine::Decision& d);
-    void report(Pending& p, const std::string& ban_error);
+    void observe_ban(std::chrono::steady_clock::time_point received, std::chrono::steady_clock::time_point acked);
+    void report(Pending& p, const std::string& ban_error, bool defer_ban, const Now& now);
+    bool defers_ban(const engine::Decision& d) const { return cfg_->kill_run_cmd_first && d.run_cmd && d.ban; }
     std::string mode_name(net::L4 proto) const;
-    static nlohmann::ordered_json probe_fields(const Pending& p);
+    static nlohmann::ordered_json probe_fields(const net::IpAddr& src, net::L4 proto, uint16_t port,
+                                               const engine::Decision& d, uint8_t tcp_flags);
+    static nlohmann::ordered_json probe_fields(const Pending& p) {
+        return probe_fields(p.pkt.src, p.pkt.proto, p.pkt.dport, p.d, p.pkt.tcp_flags);
+    }
 
     engine::Engine& engine_;
     BanManager& bans_;
-    actions::Responder& responder_;
+    ResponseWorker* worker_ = nullptr;
     actions::Log& log_;
     JsonEvents& events_;
     const config::Config* cfg_;

@@ -3,50 +3,23 @@
 // 1M-element nft set takes ~47 s (measured on these machines).
 #pragma once
 
-#include <condition_variable>
+#include <sys/socket.h>
+
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "portsentry/base/unique_fd.hpp"
+#include "portsentry/daemon/state_format.hpp"
 #include "portsentry/net/address.hpp"
 
 namespace portsentry::daemon {
-
-struct BanRecord {
-    net::Cidr prefix;
-    std::string origin = "detector";  // detector, admin, fail2ban, fleet
-    int64_t first_seen = 0;           // epoch seconds
-    int64_t last_seen = 0;
-    int64_t expires = 0;              // epoch seconds; 0 = permanent
-    uint32_t count = 0;               // how many times banned
-    uint16_t last_port = 0;
-    std::string last_proto;           // "TCP" / "UDP"
-    std::string last_type;            // scan name
-    // Why an inactive record ended early: "" (expired, or still active),
-    // "evicted" (the set was full), or the /64 that superseded it.
-    std::string ended;
-
-    // Inactive records are remembered (BanStore::forget) so that a repeat
-    // offender's next ban escalates, across restarts.
-    bool active(int64_t now) const { return expires == 0 || expires > now; }
-    // Seconds left (nullopt = permanent); 0 once expired.
-    std::optional<int64_t> remaining(int64_t now) const;
-};
-
-// "2026-12-01 18:10:22 UTC" in local time; "never" for 0 (a permanent ban's expiry).
-std::string format_epoch(int64_t t);
-
-// load()'s fast path for one line: the record if the line is exactly in the
-// form serialize_some() writes (see state.cpp), else nullopt (load() then
-// reads it with a full JSON parser, which also explains a malformed line).
-std::optional<BanRecord> parse_record_line(const std::string& line);
 
 struct CidrLess {
     bool operator()(const net::Cidr& a, const net::Cidr& b) const {
@@ -55,19 +28,39 @@ struct CidrLess {
     }
 };
 
+// What load() found on disk besides the records: the snapshot's generation
+// and the journals next to it (StateFiles opens them from here).
+struct StateOnDisk {
+    uint64_t generation = 0;    // the snapshot's ("# generation N"); 0: none, or an older version's file
+    uint64_t snapshot_bytes = 0;
+    struct Journal {
+        uint64_t generation = 0;
+        uint64_t bytes = 0;       // file size
+        uint64_t committed = 0;   // bytes up to and including its last commit line
+    };
+    std::vector<Journal> journals;  // every <state>.journal.<N> found, by generation
+    uint64_t replayed_bytes() const;  // of the journals load() replayed (generation >= the snapshot's)
+};
+
 class BanStore {
 public:
     explicit BanStore(std::string path) : path_(std::move(path)) {}
 
-    // Reads the file; a missing file is an empty store. Malformed lines are
-    // skipped and described in `warnings` (a hand-edited file must not stop
-    // the daemon from starting). `progress`, if given, is called every
-    // kLoadSlice lines (start-up checks for SIGTERM there; it may throw).
+    // Reads the state file, then replays its journals (docs/ARCHITECTURE.md,
+    // "Files the daemon owns"); a missing file is an empty store. Malformed
+    // lines are skipped and described in `warnings` (a hand-edited file must
+    // not stop the daemon from starting); a journal's lines after its last
+    // commit (a crash mid-batch, a torn last line) are dropped. `progress`, if
+    // given, is called every kLoadSlice lines (start-up checks for SIGTERM
+    // there; it may throw).
     void load(std::vector<std::string>* warnings = nullptr, const std::function<void()>& progress = {});
     static constexpr size_t kLoadSlice = 65536;
-    // temp file + fsync + rename: never a half-written state file.
+    const StateOnDisk& on_disk() const { return disk_; }
+    // A whole snapshot, synchronously (offline commands, tools): temp file +
+    // fsync + rename, with a generation above every journal load() saw, whose
+    // files are then removed. Never a half-written state file.
     void save() const;
-    // The file's content: what save() writes, and what a StateWriter is given.
+    // The file's content (without a generation line): what save() writes.
     std::string serialize() const;
     // The same in slices, so the packet loop never spends long on a big
     // table: start `out` with header(), then call until it returns true.
@@ -75,12 +68,23 @@ public:
     // so changes to the table between calls are safe) and moves the cursor.
     // A record added or changed behind the cursor waits for the next pass.
     static std::string_view header();
+    // header() and the generation line: the first part of a snapshot.
+    static std::string snapshot_header(uint64_t generation);
+    static std::string journal_path(const std::string& state, uint64_t generation);
     bool serialize_some(std::string& out, std::optional<net::Cidr>& cursor, size_t max_records) const;
 
-    BanRecord& upsert(const net::Cidr& prefix);
+    // Every change is made through these (never through a reference into the
+    // table), so the expiry index and the change list stay exact.
+    void put(BanRecord r);
     // One more ban of `prefix` at `now` lasting `duration` seconds (0 =
-    // permanent): first_seen kept, count incremented, origin/expiry updated.
-    BanRecord& record_ban(const net::Cidr& prefix, const std::string& origin, int64_t now, int64_t duration);
+    // permanent): first_seen kept, count incremented, origin/expiry updated;
+    // the probe that caused it, if given.
+    struct Probe {
+        uint16_t port = 0;
+        std::string proto, type;
+    };
+    const BanRecord& record_ban(const net::Cidr& prefix, const std::string& origin, int64_t now, int64_t duration,
+                                const Probe* probe = nullptr);
     const BanRecord* find(const net::Cidr& prefix) const;
     // Most specific active record covering `a`.
     const BanRecord* covering(const net::IpAddr& a, int64_t now) const;
@@ -97,9 +101,11 @@ public:
     void end_ban(const net::Cidr& prefix, int64_t now, const std::string& why);
     // Forgets ended bans: those that ended `keep_for` seconds ago or more,
     // then the longest-ended ones beyond `max_ended`. Returns how many went.
+    // O(what goes) through the expiry index: it runs every tick.
     size_t forget(int64_t now, int64_t keep_for, size_t max_ended);
 
-    // Active bans in the family of `family` (AF_INET / AF_INET6).
+    // Active bans in the family of `family` (AF_INET / AF_INET6): O(1)
+    // amortized (`status` and the metrics ask every second at a million).
     size_t active_count(uint8_t family, int64_t now) const;
     // The ban to evict from a full set of `family`: the oldest (earliest
     // last ban) detector ban, else the oldest of any origin; `spare` is never
@@ -114,55 +120,47 @@ public:
     const std::map<net::Cidr, BanRecord, CidrLess>& records() const { return records_; }
     const std::string& path() const { return path_; }
 
+    // The journal's feed (StateSaver): once on, every prefix whose record
+    // changed (or went) is listed until taken; the same prefix may repeat.
+    void track_changes(bool on);
+    bool has_changes() const { return !changes_.empty(); }
+    std::vector<net::Cidr> take_changes();
+
 private:
-    std::string path_;
-    std::map<net::Cidr, BanRecord, CidrLess> records_;
-};
-
-// Writes snapshots of the ban table off the packet loop. The loop only
-// serializes; write + fsync + rename (tens of ms for a large table on a busy
-// disk) happen on this thread, so a sustained attack cannot stall verdicts.
-// Only the newest snapshot matters: one submitted while an older one still
-// waits replaces it.
-class StateWriter {
-public:
-    explicit StateWriter(std::string path);
-    ~StateWriter();  // writes what still waits, then joins
-    StateWriter(const StateWriter&) = delete;
-    StateWriter& operator=(const StateWriter&) = delete;
-
-    // A snapshot in parts (the slices it was serialized in), written in order.
-    void submit(std::vector<std::string> snapshot);
-    void submit(std::string snapshot);
-    // Blocks until everything submitted is on disk (daemon exit).
-    // Returns the failure of the last write, "" if it succeeded.
-    std::string flush();
-    // A failure not yet reported ("" if none): the loop logs it on its tick.
-    std::string take_error();
-
-    struct Counters {
-        uint64_t written = 0;
-        uint64_t replaced = 0;  // snapshots superseded before they were written
-        uint64_t failed = 0;
-        double last_ms = 0;     // duration of the last write
-        size_t last_bytes = 0;
+    using Table = std::map<net::Cidr, BanRecord, CidrLess>;
+    // Timed records (expires != 0) of one family by (expires, prefix): what
+    // has ended by `now` is a prefix of it.
+    struct ExpiryLess {
+        bool operator()(const std::pair<int64_t, const net::Cidr*>& a,
+                        const std::pair<int64_t, const net::Cidr*>& b) const;
     };
-    Counters counters() const;
+    using Expiry = std::set<std::pair<int64_t, const net::Cidr*>, ExpiryLess>;
+    struct Family {
+        Expiry timed;
+        size_t permanent = 0;
+        size_t ended = 0;  // entries of `timed` with expires <= swept_
+    };
+    Family& family_of(uint8_t family) const { return families_[family == AF_INET6]; }
+    void index_add(const Table::value_type& kv);
+    void index_remove(const Table::value_type& kv);
+    void sweep(int64_t now) const;  // moves swept_ to now, adjusting `ended`
+    Table::iterator erase_at(Table::iterator it);
+    void changed(const net::Cidr& c) {
+        if (tracking_) changes_.push_back(c);
+    }
+    void load_snapshot(std::vector<std::string>* warnings, const std::function<void()>& progress);
+    void replay_journal(StateOnDisk::Journal& j, std::vector<std::string>* warnings);
+    void apply_journal_line(const std::string& path, unsigned lineno, const std::string& line,
+                            std::vector<std::string>* warnings);
+    void clear();
 
-private:
-    void run();
-
-    const std::string path_;
-    mutable std::mutex mu_;
-    std::condition_variable wake_;  // a snapshot waits, or stop
-    std::condition_variable idle_;  // nothing waits and nothing is written
-    std::optional<std::vector<std::string>> pending_;
-    bool writing_ = false;
-    bool stop_ = false;
-    std::string error_;       // last write's failure, for flush()
-    std::string unreported_;  // for take_error()
-    Counters counters_;
-    std::thread thread_;  // last: starts after the members it uses exist
+    std::string path_;
+    Table records_;
+    mutable std::array<Family, 2> families_;
+    mutable int64_t swept_ = 0;
+    StateOnDisk disk_;
+    bool tracking_ = false;
+    std::vector<net::Cidr> changes_;
 };
 
 // An flock()ed lock file: one daemon per state (docs/ARCHITECTURE.md, "Files"), and offline

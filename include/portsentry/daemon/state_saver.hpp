@@ -1,8 +1,14 @@
 // Keeps the state file in step with the ban table without stalling the
-// packet loop: the loop only serializes, in slices of kSlice records between
-// packet batches (a stalled loop lets fail-open NFQUEUE answer probes
-// itself), starting a pass at most once per kSaveShare times what the last
-// one cost; a StateWriter thread writes, fsyncs and renames.
+// packet loop (docs/ARCHITECTURE.md, "Files the daemon owns"):
+//  - every change is appended to the journal: the loop formats only the
+//    changed records (BanStore::take_changes), at most kSlice per idle step,
+//    and hands the batch to the StateWriter thread;
+//  - when the journal outgrows max(kMinCompactBytes, the last snapshot) a
+//    compaction writes a whole snapshot: the loop serializes it in slices of
+//    at most kSlice records (and about kSliceBudget) between packet batches (a stalled loop lets fail-open
+//    NFQUEUE answer probes itself), at most once per kSaveShare times what
+//    the last pass cost; the writer thread writes, fsyncs and renames.
+// So the bytes written follow the churn, not the table's size.
 #pragma once
 
 #include <chrono>
@@ -14,6 +20,7 @@
 
 #include "portsentry/base/metric.hpp"
 #include "portsentry/daemon/state.hpp"
+#include "portsentry/daemon/state_writer.hpp"
 
 namespace portsentry::daemon {
 
@@ -21,24 +28,30 @@ class StateSaver {
 public:
     using Clock = std::chrono::steady_clock;
     using LogFn = std::function<void(const std::string&)>;
-    StateSaver(const BanStore& store, LogFn log);
+    // `crash_hook`, `threaded`: for tests and benches (StateWriter).
+    StateSaver(BanStore& store, LogFn log, StateFiles::Hook crash_hook = {}, bool threaded = true);
 
-    void mark_dirty() { dirty_ = true; }
-    // An admin waits (ban/unban, fail2ban): a pass starts at most 1 s after
-    // the last one ended, never back to back with it.
-    void save_soon(Clock::time_point now);
-    // Each tick: reports the writer's failures; starts a pass if due.
+    // After store.load(): opens the journal and starts following changes.
+    void start();
+    // An admin waits (ban/unban, fail2ban): the change is formatted now.
+    void save_soon(Clock::time_point now) { step(now); }
+    // Each tick: reports the writer's failures; starts a compaction if due.
     void tick(Clock::time_point now);
-    bool pending() const { return pass_.has_value(); }
-    // One slice of the pass in progress (the loop's idle step).
+    // Work waits: changes to journal, or a compaction in progress.
+    bool pending() const { return pass_.has_value() || !queue_.empty() || store_.has_changes(); }
+    // One slice (the loop's idle step): changes first, then the compaction.
     void step(Clock::time_point now);
-    // Exit: on disk before the process ends (a pass in progress is dropped:
-    // this snapshot has everything it had).
+    // A compaction at the next chance, whatever the journal's size (tools).
+    void compact_soon() { compact_wanted_ = true; }
+    // Exit: every change on disk before the process ends (a compaction in
+    // progress is dropped: the journal has everything it had).
     void save_now();
 
     struct Figures {
-        base::Gauge busy_ms, longest_ms, slices;  // the last pass
+        base::Gauge busy_ms, longest_ms, slices;  // the last compaction pass
+        base::Gauge longest_step_ms;              // the longest step since start (journal or compaction)
         base::Counter passes, serialize_errors;
+        base::Counter journal_records;            // changed records formatted for the journal
     };
     const Figures& figures() const { return figures_; }
     StateWriter::Counters writer_counters() const { return writer_->counters(); }
@@ -46,10 +59,25 @@ public:
     const std::string& error() const { return error_; }  // the failure last logged, "" once written again
 
     static constexpr size_t kSlice = 2000;
+    // A compaction slice stops early once it has taken this long (checked
+    // every kChunk records: ~0.1 ms at a million records, whose nodes are
+    // mostly cache misses), so a slice's work stays well under the 5 ms the
+    // loop may spend saving.
+    static constexpr size_t kChunk = 128;
+    static constexpr std::chrono::microseconds kSliceBudget{500};
     static constexpr int kSaveShare = 20;
+    // Compaction thresholds: a journal as big as the snapshot doubles what a
+    // start-up reads, and halves the bytes written per change (each
+    // compaction costs about what the journal grew by since the last).
+    static constexpr uint64_t kMinCompactBytes = 1 << 20;
 
 private:
+    void drain(size_t max_records);
+    bool compaction_due() const;
+    void start_pass(Clock::time_point now);
+    void serialize_slice();
     void report(const std::string& err);
+    void note_step(Clock::duration d);
     struct Pass {
         std::vector<std::string> parts;  // one per slice: no big reallocation on the loop
         std::optional<net::Cidr> cursor;
@@ -57,11 +85,15 @@ private:
         Clock::duration longest{};
         unsigned slices = 0;
     };
-    const BanStore& store_;
+    BanStore& store_;
     LogFn log_;
     std::unique_ptr<StateWriter> writer_;
+    std::vector<net::Cidr> queue_;  // changed prefixes not yet formatted
+    size_t queue_pos_ = 0;
+    uint64_t journal_bytes_ = 0;    // in the journal since the last rotate
+    uint64_t snapshot_bytes_ = 0;   // the last snapshot's size
+    bool compact_wanted_ = false;
     std::optional<Pass> pass_;
-    bool dirty_ = false;
     Clock::time_point next_{};
     Clock::time_point pass_end_{};
     std::string error_;

@@ -43,10 +43,12 @@ public:
     virtual ControlReply ban(const net::Cidr& c, std::optional<std::chrono::seconds> time,
                              const std::string& origin) = 0;
     virtual ControlReply unban(const net::Cidr& c) = 0;
+    // Only a running daemon reloads; status 1 with FILE:LINE when refused.
+    virtual ControlReply reload() { return {1, "error: reload: portsentry-nfq is not running\n"}; }
 };
 
 // "status [--json]", "list [--json]", "why ADDR", "ban ADDR|CIDR [--time DUR]
-// [--origin WHO]", "unban ADDR|CIDR" (docs/ARCHITECTURE.md, "Control commands").
+// [--origin WHO]", "unban ADDR|CIDR", "reload" (docs/ARCHITECTURE.md, "Control commands").
 // DUR is config::parse_duration's grammar (30s, 10m, 1h30m, 2d, 0, 3600).
 ControlReply dispatch_command(const std::string& line, CommandHandler& h);
 

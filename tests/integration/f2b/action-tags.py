@@ -4,7 +4,7 @@ config reader and CommandAction (the code fail2ban-server runs), bans and
 unbans through it with a stand-in binary that records its argv, and checks
 the exact command lines: the bantime mapping (-1 -> 0 = permanent, whole
 seconds, fractions rounded up, never to 0), IPv4/IPv6 addresses, the
-socket, origin and extra options parameters.
+socket (given, or empty: none passed), origin and extra options parameters.
 
 Usage: action-tags.py ACTION_FILE    (no root, no network; exit 0 = pass)
 """
@@ -30,19 +30,20 @@ def main(action_file):
             f.write('#!/bin/sh\nprintf "%%s|" "$@" >>"%s"; echo >>"%s"\n' % (calls, calls))
         os.chmod(fake, stat.S_IRWXU)
 
-        reader = ActionReader("portsentry-nfq", "sshd",
-                              {"portsentry_nfq": fake, "control_socket": "/run/ps test.sock",
-                               "options": "-c /etc/portsentry/portsentry.conf"},
-                              basedir=tmp)
-        if not reader.read():
-            print("FAIL: fail2ban could not read the action file")
-            return 1
-        reader.getOptions({})
-        action = CommandAction(None, "portsentry-nfq")
-        for cmd in reader.convert():
-            if cmd[0] == "multi-set":
-                for key, value in cmd[4]:
-                    setattr(action, key, value)
+        def make_action(params):
+            reader = ActionReader("portsentry-nfq", "sshd", params, basedir=tmp)
+            if not reader.read():
+                raise SystemExit("FAIL: fail2ban could not read the action file")
+            reader.getOptions({})
+            act = CommandAction(None, "portsentry-nfq")
+            for cmd in reader.convert():
+                if cmd[0] == "multi-set":
+                    for key, value in cmd[4]:
+                        setattr(act, key, value)
+            return act
+
+        action = make_action({"portsentry_nfq": fake, "control_socket": "/run/ps test.sock",
+                              "options": "-c /etc/portsentry/portsentry.conf"})
 
         sock = ["--control-socket", "/run/ps test.sock", "-c", "/etc/portsentry/portsentry.conf"]
         cases = [  # (bantime fail2ban passes, --time we expect)
@@ -55,6 +56,13 @@ def main(action_file):
         want.append(["ban", "2001:db8::5", "--time", "600", "--origin", "fail2ban"] + sock)
         action.unban({"ip": "2001:db8::5", "family": "inet6", "bantime": 600})
         want.append(["unban", "2001:db8::5"] + sock)
+        # Defaults: no --control-socket, no options: the binary finds the
+        # config (and its socket) by the same rule as the daemon.
+        plain = make_action({"portsentry_nfq": fake})
+        plain.ban({"ip": "198.51.100.6", "family": "inet4", "bantime": 60})
+        want.append(["ban", "198.51.100.6", "--time", "60", "--origin", "fail2ban"])
+        plain.unban({"ip": "198.51.100.6", "family": "inet4", "bantime": 60})
+        want.append(["unban", "198.51.100.6"])
 
         with open(calls) as f:
             got = [line.rstrip("\n").rstrip("|").split("|") for line in f]

@@ -120,3 +120,28 @@ TEST(Resolver, PerSecondCap) {
     EXPECT_EQ(r.resolve(ip("192.0.2.3")), "192.0.2.3");
     EXPECT_EQ(r.counters().capped, 1u);
 }
+
+// The daemon's mode: lookups start when reports are queued (prefetch), so a
+// 200 ms resolver costs the response thread one wait, not one per report;
+// resolve() never starts a lookup of its own.
+TEST(Resolver, PrefetchedLookupsOverlapAndResolveNeverStartsOne) {
+    auto o = on(500ms);
+    o.prefetch_only = true;
+    o.per_second = 100;
+    std::atomic<int> calls{0};
+    Resolver r(o, [&](const IpAddr&) -> std::optional<std::string> {
+        ++calls;
+        std::this_thread::sleep_for(200ms);
+        return "slow.example.net";
+    });
+    EXPECT_EQ(r.resolve(ip("192.0.2.9")), "192.0.2.9");  // not prefetched: no lookup, no wait
+    EXPECT_EQ(calls.load(), 0);
+    r.prefetch(ip("192.0.2.1"));
+    r.prefetch(ip("192.0.2.2"));
+    r.prefetch(ip("192.0.2.1"));  // already running: not twice
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(r.resolve(ip("192.0.2.1")), "slow.example.net");
+    EXPECT_EQ(r.resolve(ip("192.0.2.2")), "slow.example.net");
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 350ms);  // one wait, not two
+    EXPECT_EQ(calls.load(), 2);
+}

@@ -219,6 +219,44 @@ TEST_F(ResponderTest, Block1RunCmdFirst) {
     EXPECT_EQ(cl.lines[3], "attackalert: Host 198.51.100.2 has been blocked via wrappers with string: \"ALL: 198.51.100.2\"");
 }
 
+// KILL_RUN_CMD_FIRST keeps 1.2's meaning: the command has completed when
+// the ban runs (1.2's system() waited for it).
+TEST_F(ResponderTest, RunCmdFirstCompletesBeforeTheBan) {
+    const std::string script = dir / "slow.sh";
+    const std::string done = dir / "done";
+    pstest::write_file(script, "#!/bin/sh\nsleep 0.3\n: > \"$1\"\n");
+    chmod(script.c_str(), 0755);
+    cfg.kill_run_cmd = script + " " + done;
+    cfg.kill_run_cmd_first = true;
+    auto d = reported(1);
+    d.ban = d.run_cmd = true;
+    bool done_at_ban = false;
+    responder().handle(report("198.51.100.2", 995, d), [&] {
+        done_at_ban = access(done.c_str(), F_OK) == 0;
+        return std::string();
+    });
+    EXPECT_TRUE(done_at_ban);
+    EXPECT_EQ(responder().commands().in_flight(), 0u);
+    EXPECT_EQ(responder().counters().commands_waited, 1u);
+}
+
+// ... or until run_cmd_timeout: a hanging command does not hold the ban back longer.
+TEST_F(ResponderTest, RunCmdFirstWaitsAtMostTheTimeLimit) {
+    cfg.kill_run_cmd = "sleep 30";
+    cfg.kill_run_cmd_first = true;
+    cfg.run_cmd_timeout = 1s;
+    auto d = reported(1);
+    d.ban = d.run_cmd = true;
+    const auto t0 = Clock::now();
+    auto res = responder().handle(report("198.51.100.2", 995, d), counting_ban());
+    const auto took = Clock::now() - t0;
+    EXPECT_TRUE(res.banned);
+    EXPECT_GE(took, 1s);
+    EXPECT_LT(took, 3s);
+    responder().reap(Clock::now());  // past the limit: terminated
+    wait_commands();
+}
+
 TEST_F(ResponderTest, BanFailureMeansNoRecord) {
     auto d = reported(1);
     d.ban = true;
@@ -294,22 +332,35 @@ TEST_F(ResponderTest, HostsDenyWithoutTargetIsRefused) {
     EXPECT_EQ(access(cfg.hosts_deny_file.c_str(), F_OK), -1);
 }
 
-TEST_F(ResponderTest, HostsDenyBusyRenameStillGetsTheLine) {
+// The line lasts as long as the ban (seen + ban_time); reap() removes it
+// once ended, in one rewrite; a report of the same host again does not
+// write it twice.
+TEST_F(ResponderTest, HostsDenyLineEndsWithTheBan) {
     cfg.kill_hosts_deny = "ALL: $TARGET$ : DENY";
     pstest::write_file(cfg.hosts_deny_file, "sshd: 192.0.2.66\n");
-    opts.hosts_deny_rename = [](const char*, const char*) {
-        errno = EBUSY;
-        return -1;
-    };
     auto d = reported(1);
     d.hosts_deny = true;
-    auto res = responder().handle(report("198.51.100.2", 995, d), {});
+    d.ban_time = 60s;
+    const TimePoint t0 = Clock::now();
+    auto rep = report("198.51.100.2", 995, d);
+    rep.seen = t0;
+    auto res = responder().handle(rep, {}, t0);
     EXPECT_TRUE(res.recorded);
     EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), "sshd: 192.0.2.66\nALL: 198.51.100.2 : DENY\n");
-    // Reported again (ban expired): the line is not duplicated, still a success.
-    responder().handle(report("198.51.100.2", 995, d), {});
+    responder().handle(rep, {}, t0 + 1s);
     EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), "sshd: 192.0.2.66\nALL: 198.51.100.2 : DENY\n");
     EXPECT_EQ(responder().counters().hosts_deny_present, 1u);
+    responder().reap(t0 + 59s);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), "sshd: 192.0.2.66\nALL: 198.51.100.2 : DENY\n");
+    responder().reap(t0 + 60s);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), "sshd: 192.0.2.66\n");
+    // An unban ends it early.
+    rep.d.ban_time = 0s;
+    responder().handle(rep, {}, t0 + 61s);
+    responder().ban_ended(ip("198.51.100.2"));
+    responder().reap(t0 + 70s);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), "sshd: 192.0.2.66\n");
+    EXPECT_EQ(responder().hosts_deny_file().counters().rewrites.value(), 2u);
 }
 
 TEST_F(ResponderTest, HostsDenySymlinkRefused) {

@@ -63,17 +63,25 @@ void expect_same_record(const daemon::BanRecord& a, const daemon::BanRecord& b) 
     EXPECT_EQ(a.ended, b.ended);
 }
 
+// A record of `prefix` (otherwise default) that expires at `expires`.
+void put_expiring(BanStore& s, const std::string& prefix, int64_t expires) {
+    daemon::BanRecord r;
+    r.prefix = cidr(prefix);
+    r.expires = expires;
+    s.put(r);
+}
+
 }  // namespace
 
 // Every line serialize() writes takes the fast path and reads back as the
 // full JSON parser reads it.
 TEST(BanStore, FastLineReaderTakesEverySerializedLine) {
     BanStore a("/nonexistent");
-    auto& r = a.record_ban(cidr("198.51.100.2"), "detector", 1'700'000'000, 3600);
-    r.last_port = 65535;
-    r.last_proto = "TCP";
-    r.last_type = "TCP SYN/Normal scan";
-    a.record_ban(cidr("2001:db8:1::/64"), "fail2ban", 1, 0).count = 4'294'967'295u;
+    const BanStore::Probe probe{65535, "TCP", "TCP SYN/Normal scan"};
+    a.record_ban(cidr("198.51.100.2"), "detector", 1'700'000'000, 3600, &probe);
+    auto big = a.record_ban(cidr("2001:db8:1::/64"), "fail2ban", 1, 0);
+    big.count = 4'294'967'295u;
+    a.put(big);
     a.record_ban(cidr("0.0.0.0/0"), "admin", 0, 0);
     a.record_ban(cidr("203.0.113.0/24"), "fleet", 5, 5);
     a.end_ban(cidr("203.0.113.0/24"), 7, "2001:db8:1::/64");
@@ -184,7 +192,8 @@ TEST(BanStore, LoadCallsProgressAndStopsWhenItThrows) {
 TEST(BanStore, SaveLoadRoundTripKeepsEveryField) {
     TempDir d;
     BanStore a((d.path / "state").string());
-    auto& r = a.upsert(cidr("198.51.100.2"));
+    daemon::BanRecord r;
+    r.prefix = cidr("198.51.100.2");
     r.origin = "detector";
     r.first_seen = 1000;
     r.last_seen = 2000;
@@ -193,7 +202,8 @@ TEST(BanStore, SaveLoadRoundTripKeepsEveryField) {
     r.last_port = 995;
     r.last_proto = "TCP";
     r.last_type = "TCP SYN/Normal scan";
-    a.upsert(cidr("2001:db8:1::/64")).expires = 5000;
+    a.put(r);
+    put_expiring(a, "2001:db8:1::/64", 5000);
     a.save();
 
     BanStore b(a.path());
@@ -219,11 +229,13 @@ TEST(BanStore, SaveLoadRoundTripKeepsEveryField) {
 TEST(BanStore, SerializeEscapesWhatIsNotPlainAscii) {
     TempDir d;
     BanStore a((d.path / "state").string());
-    auto& r = a.upsert(cidr("198.51.100.7"));
+    daemon::BanRecord r;
+    r.prefix = cidr("198.51.100.7");
     r.origin = "ad\"min\\x\n\ty";
     r.last_type = "caf\xc3\xa9";          // valid UTF-8
     r.last_proto = std::string("T\xffP");  // invalid UTF-8: replaced, not thrown
     r.ended = "evicted";
+    a.put(r);
     a.save();
 
     BanStore b(a.path());
@@ -246,8 +258,9 @@ TEST(BanStore, SerializeIsWhatSaveWrites) {
     a.save();
     std::ifstream in(a.path());
     std::string disk((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    EXPECT_EQ(disk, a.serialize());
-    EXPECT_EQ(std::count(disk.begin(), disk.end(), '\n'), 3);  // comment + 2 records
+    // A fresh file: generation 1 (above any journal; none here).
+    EXPECT_EQ(disk, BanStore::snapshot_header(1) + a.serialize().substr(BanStore::header().size()));
+    EXPECT_EQ(std::count(disk.begin(), disk.end(), '\n'), 4);  // comment, generation + 2 records
 }
 
 // The daemon serializes a big table in slices between packet batches.
@@ -295,77 +308,6 @@ std::string slurp(const std::string& path) {
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
-TEST(StateWriter, FlushReturnsWithTheNewestSnapshotOnDisk) {
-    TempDir d;
-    const std::string path = (d.path / "state").string();
-    daemon::StateWriter w(path);
-    for (int i = 0; i < 200; ++i) w.submit("snapshot " + std::to_string(i) + "\n");
-    EXPECT_EQ(w.flush(), "");
-    EXPECT_EQ(slurp(path), "snapshot 199\n");
-    EXPECT_FALSE(fs::exists(path + ".tmp"));
-    // Every snapshot was either written or superseded by a newer one.
-    const auto c = w.counters();
-    EXPECT_EQ(c.written + c.replaced, 200u);
-    EXPECT_GE(c.written, 1u);
-    EXPECT_EQ(c.failed, 0u);
-    EXPECT_EQ(c.last_bytes, std::string("snapshot 199\n").size());
-    EXPECT_EQ(w.take_error(), "");
-}
-
-// A failure overtaken by a successful newer write is not reported: the
-// loop would log "cannot save state" for a file that is fine.
-TEST(StateWriter, FailureOvertakenBySuccessIsNotReported) {
-    TempDir d;
-    const std::string path = (d.path / "sub" / "state").string();
-    daemon::StateWriter w(path);
-    auto wait_for = [&](auto pred) {
-        for (int i = 0; i < 1000 && !pred(w.counters()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    };
-    w.submit("a\n");
-    wait_for([](const daemon::StateWriter::Counters& c) { return c.failed == 1; });
-    ASSERT_EQ(w.counters().failed, 1u);
-    fs::create_directory(d.path / "sub");
-    w.submit("b\n");
-    wait_for([](const daemon::StateWriter::Counters& c) { return c.written == 1; });
-    ASSERT_EQ(w.counters().written, 1u);
-    EXPECT_EQ(w.take_error(), "");
-    EXPECT_EQ(slurp(path), "b\n");
-}
-
-TEST(StateWriter, DestructorWritesWhatStillWaits) {
-    TempDir d;
-    const std::string path = (d.path / "state").string();
-    {
-        daemon::StateWriter w(path);
-        w.submit("first\n");
-        w.submit("last\n");
-    }
-    EXPECT_EQ(slurp(path), "last\n");
-}
-
-TEST(StateWriter, FailureIsReportedOnceWithPathAndErrnoText) {
-    TempDir d;
-    const std::string path = (d.path / "no-such-dir" / "state").string();
-    daemon::StateWriter w(path);
-    w.submit("x\n");
-    const std::string err = w.flush();
-    EXPECT_NE(err.find(path + ".tmp"), std::string::npos) << err;
-    EXPECT_NE(err.find("No such file or directory"), std::string::npos) << err;
-    EXPECT_EQ(w.take_error(), "");  // flush() handed it to its caller
-    EXPECT_EQ(w.counters().failed, 1u);
-
-    w.submit("y\n");
-    // Not flushed: the loop finds it with take_error() on its next tick.
-    for (int i = 0; i < 500 && w.counters().failed < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-    EXPECT_NE(w.take_error().find("No such file or directory"), std::string::npos);
-    EXPECT_EQ(w.take_error(), "");
-
-    fs::create_directory(d.path / "no-such-dir");  // the disk is back
-    w.submit("z\n");
-    EXPECT_EQ(w.flush(), "");
-    EXPECT_EQ(slurp(path), "z\n");
-}
-
 TEST(BanStore, MissingFileIsEmptyAndMalformedLinesAreSkippedWithLocation) {
     TempDir d;
     BanStore s((d.path / "none").string());
@@ -385,8 +327,8 @@ TEST(BanStore, MissingFileIsEmptyAndMalformedLinesAreSkippedWithLocation) {
 
 TEST(BanStore, EndedBansAreRememberedForKeepForThenForgotten) {
     BanStore s("/nonexistent/state");
-    s.upsert(cidr("192.0.2.1")).expires = 100;
-    s.upsert(cidr("192.0.2.2")).expires = 0;
+    put_expiring(s, "192.0.2.1", 100);
+    put_expiring(s, "192.0.2.2", 0);
     EXPECT_TRUE(s.find(cidr("192.0.2.1"))->active(99));
     EXPECT_FALSE(s.find(cidr("192.0.2.1"))->active(100));  // expires: first second the ban no longer holds
     // Ended at 100, remembered 50 s: still there at 149, gone at 150.
@@ -399,10 +341,10 @@ TEST(BanStore, EndedBansAreRememberedForKeepForThenForgotten) {
 
 TEST(BanStore, HistoryIsBoundedLongestEndedGoFirst) {
     BanStore s("/nonexistent/state");
-    s.upsert(cidr("192.0.2.1")).expires = 10;
-    s.upsert(cidr("192.0.2.2")).expires = 30;
-    s.upsert(cidr("192.0.2.3")).expires = 20;
-    s.upsert(cidr("192.0.2.4")).expires = 1000;  // active at 100: not history
+    put_expiring(s, "192.0.2.1", 10);
+    put_expiring(s, "192.0.2.2", 30);
+    put_expiring(s, "192.0.2.3", 20);
+    put_expiring(s, "192.0.2.4", 1000);  // active at 100: not history
     EXPECT_EQ(s.forget(100, 10000, 3), 0u);       // 3 ended, max 3
     EXPECT_EQ(s.forget(100, 10000, 1), 2u);       // keep the one that ended last
     EXPECT_EQ(s.find(cidr("192.0.2.1")), nullptr);
@@ -489,8 +431,8 @@ TEST(BanStore, HostsWithinListsActiveHostBansOfOnePrefix) {
 
 TEST(BanStore, CoveringFindsHostOrPrefix) {
     BanStore s("/nonexistent/state");
-    s.upsert(cidr("2001:db8:1::/64"));
-    s.upsert(cidr("198.51.100.7")).expires = 50;
+    put_expiring(s, "2001:db8:1::/64", 0);
+    put_expiring(s, "198.51.100.7", 50);
     auto a6 = *net::IpAddr::parse("2001:db8:1::99");
     ASSERT_NE(s.covering(a6, 10), nullptr);
     EXPECT_EQ(s.covering(a6, 10)->prefix, cidr("2001:db8:1::/64"));
@@ -511,6 +453,9 @@ TEST(LockFile, SecondHolderIsRefused) {
 }
 
 TEST(Control, RequestReplyRoundTripAndNoDaemon) {
+    // The server answers uid 0 only (SO_PEERCRED): as anyone else the round
+    // trip is the refusal (dh_auto_test runs the suite unprivileged).
+    if (::geteuid() != 0) GTEST_SKIP() << "the control socket serves uid 0 only";
     TempDir d;
     auto path = (d.path / "ctl.sock").string();
     EXPECT_FALSE(daemon::control_request(path, "status").has_value());  // nobody listens

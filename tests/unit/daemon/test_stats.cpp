@@ -237,7 +237,10 @@ TEST(Metrics, EveryRegisteredMetricAppearsInStatusAndStatusJson) {
                             &protection.current());
     daemon::StateSaver saver(store, [](const std::string&) {});
     actions::Responder responder(cfg, log);
-    daemon::ProbePath probes(engine, bans, responder, log, events, cfg);
+    daemon::ProbePath probes(engine, bans, log, events, cfg);
+    daemon::ResponseWorker worker(
+        loop, responder, log, [](const actions::Report&, const daemon::Now&) { return daemon::BanManager::Installed{}; },
+        [](const daemon::ResponseWorker::Done&, const daemon::Now&) {});
     kernel::ReplaySource source(std::vector<kernel::ReplayPacket>{});
     // The nftables monitor's figures are registered when it runs (a
     // netlink subscription; if it cannot open, the daemon runs without it).
@@ -250,7 +253,7 @@ TEST(Metrics, EveryRegisteredMetricAppearsInStatusAndStatusJson) {
     for (auto backend : {kernel::Backend::queue, kernel::Backend::nflog}) {
         SCOPED_TRACE(kernel::to_string(backend));
         Stats stats;
-        daemon::register_metrics(stats, daemon::MetricParts{engine, source, responder, log, events, bans, saver, loop,
+        daemon::register_metrics(stats, daemon::MetricParts{engine, source, responder, worker, log, events, bans, saver, loop,
                                                             ruleset, probes, store, protection, 3, 0, backend});
         stats.sample();
         const auto snap = stats.snapshot();

@@ -157,8 +157,8 @@ TEST(DispatchCommand, UnknownCommandsAndWrongArity) {
 
 TEST(RenderList, JsonParsesEvenWithHostileStrings) {
     BanStore s("/nonexistent/state");
-    auto& a = s.record_ban(cidr("192.0.2.1"), "ad\"min\\x\n\t\x01y", 100, 0);
-    a.last_proto = std::string("T\xffP");  // invalid UTF-8
+    const daemon::BanStore::Probe bad_utf8{0, std::string("T\xffP"), ""};  // invalid UTF-8
+    s.record_ban(cidr("192.0.2.1"), "ad\"min\\x\n\t\x01y", 100, 0, &bad_utf8);
     s.record_ban(cidr("2001:db8::/64"), std::string("caf\xc3\xa9 \xc3"), 100, 600);  // truncated UTF-8
     s.record_ban(cidr("198.51.100.1"), "admin", 10, 5);                             // expired: not listed
     auto r = daemon::render_list(s, true, 200);
@@ -191,10 +191,8 @@ TEST(RenderList, EmptyJsonIsAnEmptyArray) {
 
 TEST(RenderList, TextShowsActiveBansOnly) {
     BanStore s("/nonexistent/state");
-    auto& a = s.record_ban(cidr("192.0.2.1"), "detector", 100, 0);
-    a.last_port = 23;
-    a.last_proto = "TCP";
-    a.last_type = "TCP SYN/Normal scan";
+    const daemon::BanStore::Probe probe{23, "TCP", "TCP SYN/Normal scan"};
+    s.record_ban(cidr("192.0.2.1"), "detector", 100, 0, &probe);
     s.record_ban(cidr("198.51.100.1"), "admin", 10, 5);
     auto r = daemon::render_list(s, false, 200);
     EXPECT_TRUE(has(r.text, "192.0.2.1")) << r.text;
