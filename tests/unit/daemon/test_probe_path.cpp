@@ -9,7 +9,6 @@
 #include "daemon_test_util.hpp"
 #include "fake_ban_table.hpp"
 #include "portsentry/actions/log.hpp"
-#include "portsentry/actions/responder.hpp"
 #include "portsentry/config/config.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
 #include "portsentry/daemon/probe_path.hpp"
@@ -43,10 +42,10 @@ TEST(ProbePath, CountsProbesByTypeAndTimesProbeToBan) {
                             daemon::BanSettings{engine::BanPolicy::from_settings(daemon::engine_settings(cfg)),
                                                 cfg.ban_set_size, {}},
                             nullptr);
-    actions::Responder responder(cfg, log);
+    // No ResponseWorker: the responses are not this test's subject.
     const auto t0 = std::chrono::steady_clock::time_point{} + std::chrono::hours(1);
     auto acked = t0 + std::chrono::milliseconds(3);
-    daemon::ProbePath probes(engine, bans, responder, log, events, cfg, [&] { return acked; });
+    daemon::ProbePath probes(engine, bans, log, events, cfg, [&] { return acked; });
 
     daemon::Now now{t0, 1'800'000'000};
     probes.on_tripwire(ip("192.0.2.7"), net::L4::tcp, 1, now);
