@@ -155,6 +155,15 @@ void HostsDenyFile::preload() {
     (void)sync_from(fd.get(), st, nullptr);
 }
 
+bool HostsDenyFile::adopt(const std::string& line, const net::IpAddr& ip, std::optional<TimePoint> until) {
+    if (line.empty()) return false;
+    if (!known_valid_) preload();
+    if (!present_.contains(line)) return false;
+    auto [it, fresh] = owned_.try_emplace(line, Owned{ip, until, false});
+    if (!fresh && it->second.ip == ip) it->second = Owned{ip, until, false};
+    return fresh || it->second.ip == ip;
+}
+
 void HostsDenyFile::reset(std::string path) {
     path_ = std::move(path);
     present_.clear();

@@ -67,6 +67,13 @@ public:
     // Reads the file's lines now (start-up) rather than at the first ban,
     // which would then wait for a big file. A missing file is not created.
     void preload();
+    // Start-up after a restart: `line`, written for `ip`'s ban by the daemon
+    // that ran before, is this object's again when it is in the file now —
+    // it then goes when that ban ends (`until`, nullopt: never; or ended()).
+    // A line not in the file is not added. An admin's identical line cannot
+    // be told from ours: the caller only asks for lines of our template for
+    // an address it holds a ban for. Returns whether the line was adopted.
+    bool adopt(const std::string& line, const net::IpAddr& ip, std::optional<TimePoint> until);
     // `ip`'s ban ended early (unban, eviction): its lines go at the next rewrite.
     void ended(const net::IpAddr& ip);
     // Removes the lines of ended bans (ended() or `until` reached by `now`) in

@@ -280,3 +280,78 @@ TEST(HostsDeny, PreloadReadsWithoutCreating) {
     EXPECT_EQ(f.add("ALL: 198.51.100.1", ip("198.51.100.1"), std::nullopt).status, Status::already_present);
     EXPECT_EQ(f.counters().rereads.value(), 0u);
 }
+
+// After a restart: a line the daemon wrote before for a ban it still holds
+// is adopted when it is in the file, and goes when that ban ends.
+TEST(HostsDeny, AdoptedLineIsRemovedAtExpiry) {
+    pstest::TempDir d;
+    const std::string p = d / "hosts.deny";
+    pstest::write_file(p, "sshd: 192.0.2.66\nALL: 198.51.100.1\n");
+    HostsDenyFile f(p);
+    f.preload();
+    EXPECT_TRUE(f.adopt("ALL: 198.51.100.1", ip("198.51.100.1"), t0 + 60s));
+    EXPECT_EQ(f.maintain(t0 + 59s), "");
+    EXPECT_EQ(pstest::read_file(p), "sshd: 192.0.2.66\nALL: 198.51.100.1\n");
+    EXPECT_EQ(f.removal_due(t0 + 60s), 1u);
+    EXPECT_EQ(f.maintain(t0 + 60s), "");
+    EXPECT_EQ(pstest::read_file(p), "sshd: 192.0.2.66\n");
+    EXPECT_EQ(f.counters().lines_removed.value(), 1u);
+}
+
+TEST(HostsDeny, AdoptedLineIsRemovedWhenTheBanEnds) {
+    pstest::TempDir d;
+    const std::string p = d / "hosts.deny";
+    pstest::write_file(p, "ALL: 198.51.100.1\nALL: 198.51.100.2\n");
+    HostsDenyFile f(p);  // no preload: adopt reads the file itself
+    EXPECT_TRUE(f.adopt("ALL: 198.51.100.1", ip("198.51.100.1"), t0 + 3600s));
+    EXPECT_TRUE(f.adopt("ALL: 198.51.100.2", ip("198.51.100.2"), t0 + 3600s));
+    f.ended(ip("198.51.100.1"));
+    EXPECT_EQ(f.maintain(t0), "");
+    EXPECT_EQ(pstest::read_file(p), "ALL: 198.51.100.2\n");
+}
+
+TEST(HostsDeny, AdoptNeverAddsAnAbsentLine) {
+    pstest::TempDir d;
+    const std::string p = d / "hosts.deny";
+    pstest::write_file(p, "sshd: 192.0.2.66\n");
+    HostsDenyFile f(p);
+    f.preload();
+    EXPECT_FALSE(f.adopt("ALL: 198.51.100.1", ip("198.51.100.1"), t0 + 60s));
+    EXPECT_EQ(f.removal_due(t0 + 3600s), 0u);
+    EXPECT_EQ(f.maintain(t0 + 3600s), "");
+    EXPECT_EQ(pstest::read_file(p), "sshd: 192.0.2.66\n");
+    // A missing file is not created either.
+    HostsDenyFile missing(d / "none");
+    EXPECT_FALSE(missing.adopt("ALL: 198.51.100.1", ip("198.51.100.1"), t0 + 60s));
+    EXPECT_NE(access((d / "none").c_str(), F_OK), 0);
+}
+
+// Lines that do not match exactly (an admin's own wording for the same
+// host, other hosts) are never adopted, so never removed.
+TEST(HostsDeny, ForeignLinesNotMatchingAreKept) {
+    pstest::TempDir d;
+    const std::string p = d / "hosts.deny";
+    const std::string text = "sshd: 198.51.100.1\nALL: 198.51.100.10\nALL: 198.51.100.1\n";
+    pstest::write_file(p, text);
+    HostsDenyFile f(p);
+    f.preload();
+    EXPECT_TRUE(f.adopt("ALL: 198.51.100.1", ip("198.51.100.1"), t0 + 60s));
+    EXPECT_EQ(f.maintain(t0 + 60s), "");
+    EXPECT_EQ(pstest::read_file(p), "sshd: 198.51.100.1\nALL: 198.51.100.10\n");
+}
+
+TEST(HostsDeny, AdoptedPermanentLineStaysUntilEnded) {
+    pstest::TempDir d;
+    const std::string p = d / "hosts.deny";
+    pstest::write_file(p, "ALL: 198.51.100.1\n");
+    HostsDenyFile f(p);
+    f.preload();
+    EXPECT_TRUE(f.adopt("ALL: 198.51.100.1", ip("198.51.100.1"), std::nullopt));
+    EXPECT_EQ(f.maintain(t0 + std::chrono::hours(24 * 365)), "");
+    EXPECT_EQ(pstest::read_file(p), "ALL: 198.51.100.1\n");
+    // A new ban of the host finds it present and keeps owning it.
+    EXPECT_EQ(f.add("ALL: 198.51.100.1", ip("198.51.100.1"), std::nullopt).status, Status::already_present);
+    f.ended(ip("198.51.100.1"));
+    EXPECT_EQ(f.maintain(t0 + std::chrono::hours(24 * 366)), "");
+    EXPECT_EQ(pstest::read_file(p), "");
+}
