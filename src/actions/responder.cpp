@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include <fmt/format.h>
+
 #include "portsentry/actions/messages.hpp"
 
 namespace portsentry::actions {
@@ -30,6 +32,11 @@ CommandOptions command_options(const CommandOptions& base, const config::Config&
 }
 
 }  // namespace
+
+std::string hosts_deny_line(std::string_view tmpl, const std::string& ip, uint16_t port, const std::string& mode,
+                            const std::string& host, int* target_count) {
+    return expand_macros(tmpl, Macros{ip, std::to_string(port), mode, host}, target_count);
+}
 
 struct Responder::Ctx {
     const Report& r;
@@ -223,9 +230,8 @@ void Responder::remember_command(const std::string& ip, std::string key) {
 }
 
 bool Responder::hosts_deny(const Ctx& c, TimePoint now) {
-    Macros m{c.ip, std::to_string(c.r.port), c.mode, c.host};
     int targets = 0;
-    const std::string line = expand_macros(cfg_.kill_hosts_deny, m, &targets);
+    const std::string line = hosts_deny_line(cfg_.kill_hosts_deny, c.ip, c.r.port, c.mode, c.host, &targets);
     if (targets == 0) {  // as 1.2 KillHostsDeny(): a line that names nobody blocks nobody
         log_.write(msg::no_target_variable("KILL_HOSTS_DENY"), now);
         ++counters_.hosts_deny_failed;
@@ -246,6 +252,42 @@ bool Responder::hosts_deny(const Ctx& c, TimePoint now) {
     }
     log_.write(msg::blocked_wrappers(c.ip, line), now);
     return true;
+}
+
+size_t Responder::adopt_hosts_deny(const std::vector<RestoredBan>& bans, TimePoint now) {
+    if (cfg_.kill_hosts_deny.empty() || bans.empty()) return 0;
+    const std::time_t wall = opts_.wall_clock ? opts_.wall_clock() : std::time(nullptr);
+    // $MODE$ was the mode of the ban's protocol then: the config may have
+    // changed it since, so each of that protocol's modes is tried.
+    const bool any_mode = cfg_.kill_hosts_deny.find("$MODE$") != std::string::npos;
+    size_t adopted = 0;
+    hosts_deny_.preload();  // read again if it changed since the constructor read it
+    for (const auto& b : bans) {
+        const net::IpAddr ip = b.ip.unmapped();
+        const std::string text = ip.to_string();
+        std::optional<TimePoint> until;
+        if (b.expires != 0) {
+            if (b.expires <= wall) continue;  // ended already: ended() below never comes for it
+            until = now + std::chrono::seconds(b.expires - wall);
+        }
+        std::vector<std::string> modes{default_mode(cfg_, b.proto)};
+        if (any_mode) {
+            const std::string base = net::keyword(b.proto);
+            for (const auto& m : {base, "s" + base, "a" + base})
+                if (m != modes.front()) modes.push_back(m);
+        }
+        for (const auto& mode : modes) {
+            int targets = 0;
+            const std::string line = hosts_deny_line(cfg_.kill_hosts_deny, text, b.port, mode, text, &targets);
+            if (targets == 0) return adopted;  // the template names nobody: we never wrote a line
+            if (hosts_deny_.adopt(line, ip, until)) ++adopted;
+        }
+    }
+    if (adopted > 0)
+        log_.write(fmt::format("portsentry-nfq: {} hosts.deny line{} of restored bans in {}: removed when the ban ends",
+                               adopted, adopted == 1 ? "" : "s", hosts_deny_.path()),
+                   now);
+    return adopted;
 }
 
 AppendFile& Responder::blocked_file(const std::string& mode) {

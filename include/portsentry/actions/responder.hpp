@@ -36,7 +36,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "portsentry/actions/command.hpp"
 #include "portsentry/actions/files.hpp"
@@ -64,6 +66,21 @@ struct Report {
     // with the ban, at seen + d.ban_time. Default: when handle() runs.
     std::optional<TimePoint> seen;
 };
+
+// A detector ban of one address that the daemon restored from its state file
+// at start-up: the daemon that ran before may have written its hosts.deny line.
+struct RestoredBan {
+    net::IpAddr ip;
+    net::L4 proto = net::L4::tcp;  // of the probe that got it banned
+    uint16_t port = 0;             // ditto
+    int64_t expires = 0;           // epoch seconds; 0 = permanent
+};
+
+// The KILL_HOSTS_DENY line for a ban of `ip` (address text), the one place it
+// is built: `tmpl` with $TARGET$ = ip, $PORT$, $MODE$, $HOST$ = host.
+// *target_count gets how many $TARGET$ it named (0: the line names nobody).
+std::string hosts_deny_line(std::string_view tmpl, const std::string& ip, uint16_t port, const std::string& mode,
+                            const std::string& host, int* target_count = nullptr);
 
 // The nft-set ban: returns "" on success or the error text. Called at the
 // point in the order where 1.2 ran KillRoute(). It may update the report's
@@ -133,6 +150,12 @@ public:
     }
     // A ban ended early (unban, eviction): its hosts.deny lines go at the next clean-up.
     void ban_ended(const net::IpAddr& a) { hosts_deny_.ended(a.unmapped()); }
+    // Start-up: the hosts.deny lines of restored bans that the daemon wrote
+    // before a restart (the exact line of the template, present in the file)
+    // become this responder's again, and go when their bans end. $HOST$ is
+    // taken as the address (a line with a resolved name is not recognised);
+    // $MODE$ as any mode of the ban's protocol. Returns how many were adopted.
+    size_t adopt_hosts_deny(const std::vector<RestoredBan>& bans, TimePoint now);
     // SIGHUP: reopen history and blocked files (logrotate).
     void reopen();
     // SIGHUP with a new config: paths, resolver and command limits follow it.

@@ -363,6 +363,60 @@ TEST_F(ResponderTest, HostsDenyLineEndsWithTheBan) {
     EXPECT_EQ(responder().hosts_deny_file().counters().rewrites.value(), 2u);
 }
 
+// A restart: the new responder adopts the line the old one wrote for a ban
+// it restored (the same template expansion: $TARGET$ $PORT$ $MODE$), and
+// removes it when the ban ends; it never adds the line of a restored ban
+// that is not in the file, nor adopts an admin's line of another wording.
+TEST_F(ResponderTest, RestoredBansAdoptTheirHostsDenyLines) {
+    cfg.kill_hosts_deny = "ALL: $TARGET$ : DENY # $MODE$ $PORT$";
+    pstest::write_file(cfg.hosts_deny_file, "sshd: 192.0.2.66\nALL: 198.51.100.9\n");
+    auto d = reported(1);
+    d.hosts_deny = true;
+    d.ban_time = 3600s;
+    const TimePoint t0 = Clock::now();
+    {
+        Responder before(cfg, cl.log, opts);
+        before.handle(report("198.51.100.2", 995, d), {}, t0);
+        before.handle(report("198.51.100.3", 53, d, "sudp", L4::udp), {}, t0);
+    }
+    const std::string written = "sshd: 192.0.2.66\nALL: 198.51.100.9\nALL: 198.51.100.2 : DENY # atcp 995\n"
+                                "ALL: 198.51.100.3 : DENY # sudp 53\n";
+    ASSERT_EQ(pstest::read_file(cfg.hosts_deny_file), written);
+
+    cfg.udp.mode = config::Mode::classic;  // changed across the restart: $MODE$ still matches
+    std::vector<RestoredBan> restored{
+        {ip("198.51.100.2"), L4::tcp, 995, kWhen + 60},  // ends in 60 s
+        {ip("198.51.100.3"), L4::udp, 53, 0},            // permanent: until unbanned
+        {ip("198.51.100.4"), L4::tcp, 80, kWhen + 60},   // no line: none added
+        {ip("198.51.100.9"), L4::tcp, 80, kWhen + 60},   // the admin's wording: not ours
+    };
+    const TimePoint t1 = t0 + 10s;
+    EXPECT_EQ(responder().adopt_hosts_deny(restored, t1), 2u);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), written);
+    responder().reap(t1 + 59s);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), written);
+    responder().reap(t1 + 60s);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file),
+              "sshd: 192.0.2.66\nALL: 198.51.100.9\nALL: 198.51.100.3 : DENY # sudp 53\n");
+    responder().reap(t1 + 3600s);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file),
+              "sshd: 192.0.2.66\nALL: 198.51.100.9\nALL: 198.51.100.3 : DENY # sudp 53\n");
+    responder().ban_ended(ip("198.51.100.3"));
+    responder().reap(t1 + 3610s);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), "sshd: 192.0.2.66\nALL: 198.51.100.9\n");
+}
+
+// Without KILL_HOSTS_DENY, or with one that names nobody, the daemon never
+// wrote a line: nothing is adopted.
+TEST_F(ResponderTest, NoAdoptionWithoutATemplate) {
+    pstest::write_file(cfg.hosts_deny_file, "ALL: 198.51.100.2\n");
+    std::vector<RestoredBan> restored{{ip("198.51.100.2"), L4::tcp, 995, 0}};
+    EXPECT_EQ(responder().adopt_hosts_deny(restored, Clock::now()), 0u);  // KILL_HOSTS_DENY unset
+    cfg.kill_hosts_deny = "ALL: ALL";  // names nobody: never written
+    resp.reset();
+    EXPECT_EQ(responder().adopt_hosts_deny(restored, Clock::now()), 0u);
+}
+
 TEST_F(ResponderTest, HostsDenySymlinkRefused) {
     cfg.kill_hosts_deny = "ALL: $TARGET$";
     pstest::write_file(dir / "passwd", "root:x:0:0\n");
