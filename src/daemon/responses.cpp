@@ -97,6 +97,14 @@ void ResponseWorker::reopen() {
     push(std::move(it));
 }
 
+void ResponseWorker::adopt_hosts_deny(std::vector<actions::RestoredBan> bans) {
+    if (bans.empty()) return;
+    Item it;
+    it.kind = Item::Kind::adopt;
+    it.restored = std::move(bans);
+    push(std::move(it));
+}
+
 void ResponseWorker::wake() {
     {
         std::lock_guard lk(mu_);
@@ -185,6 +193,7 @@ void ResponseWorker::run_item(Item& it) {
         case Item::Kind::ended: responder_.ban_ended(it.addr); return;
         case Item::Kind::reconfigure: responder_.reconfigure(*it.cfg); return;
         case Item::Kind::reopen: responder_.reopen(); return;
+        case Item::Kind::adopt: responder_.adopt_hosts_deny(it.restored, actions::Clock::now()); return;
         case Item::Kind::job: break;
     }
     Job& j = it.job;

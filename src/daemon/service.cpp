@@ -121,6 +121,7 @@ struct Service::Impl final : BanListener, CommandHandler {
     void start();
     void apply_ruleset();
     void restore_ruleset(const char* why);
+    void adopt_hosts_deny();
     void open_source();
     void open_timers();
     void on_signal();
@@ -208,6 +209,7 @@ void Service::Impl::start() {
         loop, *responder, log, [this](const actions::Report& r, const Now& n) { return probes->ban_now(r, n); },
         [this](const ResponseWorker::Done& d, const Now& n) { probes->on_done(d, n); });
     probes->set_worker(worker.get());
+    adopt_hosts_deny();
     open_source();
     bans.replay_blocked(loop.now().wall);
     tripwires = std::make_unique<Tripwires>(
@@ -225,6 +227,25 @@ void Service::Impl::start() {
     // The queue is bound: start-up changes (trimmed or forgotten records)
     // are journaled in slices by the idle step, never in one go on the loop.
     saver.tick(loop.now().steady);
+}
+
+// After a restart, the hosts.deny lines the daemon wrote for bans it still
+// holds are its own again (removed when those bans end). Only detector bans
+// of one address write a line; the worker reads the file, not the loop.
+void Service::Impl::adopt_hosts_deny() {
+    if (cfg->kill_hosts_deny.empty()) return;
+    const int64_t now = loop.now().wall;
+    std::vector<actions::RestoredBan> restored;
+    for (const auto& [prefix, r] : store.records()) {
+        if (r.origin != "detector" || !r.active(now) || prefix != net::Cidr::host(prefix.addr)) continue;
+        actions::RestoredBan b;
+        b.ip = prefix.addr;
+        b.proto = r.last_proto == "UDP" ? net::L4::udp : net::L4::tcp;
+        b.port = r.last_port;
+        b.expires = r.expires;
+        restored.push_back(b);
+    }
+    worker->adopt_hosts_deny(std::move(restored));
 }
 
 void Service::Impl::apply_ruleset() {

@@ -79,6 +79,9 @@ public:
     // Loop thread (SIGHUP): applied in order with the jobs (the config is copied).
     void reconfigure(const config::Config& cfg);
     void reopen();
+    // Loop thread, at start-up: the hosts.deny lines the daemon wrote for
+    // these restored bans before a restart are adopted (read on the worker).
+    void adopt_hosts_deny(std::vector<actions::RestoredBan> bans);
     // SIGCHLD: reap now rather than at the next tick.
     void wake();
     // Loop tick: the overflow summary line, when due.
@@ -105,10 +108,11 @@ public:
 
 private:
     struct Item {
-        enum class Kind { job, ended, reconfigure, reopen } kind = Kind::job;
+        enum class Kind { job, ended, reconfigure, reopen, adopt } kind = Kind::job;
         Job job;
         net::IpAddr addr;
         std::shared_ptr<const config::Config> cfg;
+        std::vector<actions::RestoredBan> restored;  // adopt
     };
     struct BanRequest {
         actions::Report* rep;

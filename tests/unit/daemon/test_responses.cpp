@@ -246,3 +246,20 @@ TEST_F(ResponsesTest, BanEndedRemovesTheHostsDenyLine) {
     EXPECT_EQ(read_file(cfg.hosts_deny_file), "");
     EXPECT_EQ(responder->hosts_deny_file().counters().lines_removed.value(), 1u) << ::testing::PrintToString(lines);
 }
+
+// Start-up after a restart: the adoption runs on the worker, in order with
+// the notices queued after it, so an unban right after start removes the
+// line the daemon wrote before the restart.
+TEST_F(ResponsesTest, RestoredBanLineAdoptedThenRemovedWhenUnbanned) {
+    cfg.kill_hosts_deny = "ALL: $TARGET$";
+    {
+        std::ofstream out(cfg.hosts_deny_file);
+        out << "sshd: 192.0.2.66\nALL: 198.51.100.9\n";
+    }
+    start();
+    worker->adopt_hosts_deny({{pstest::ip("198.51.100.9"), net::L4::tcp, 995, 0}});
+    worker->ban_ended(pstest::ip("198.51.100.9"));
+    run_until(loop, [&] { return read_file(cfg.hosts_deny_file) == "sshd: 192.0.2.66\n" && worker->idle(); }, 5s);
+    EXPECT_EQ(read_file(cfg.hosts_deny_file), "sshd: 192.0.2.66\n");
+    EXPECT_EQ(responder->hosts_deny_file().counters().lines_removed.value(), 1u) << ::testing::PrintToString(lines);
+}
