@@ -7,7 +7,9 @@
 #  - SIGTERM during such a command: pending responses finish, then exit, within
 #    run_cmd_timeout + 1 s;
 #  - hosts.deny: one line per ban (never twice), an admin's lines untouched,
-#    the line gone within ~10 s of an unban, back once for a new ban.
+#    the line gone within ~10 s of an unban, back once for a new ban; after a
+#    restart (SIGTERM, start again) the restored ban's line is adopted and
+#    goes within ~10 s of its unban.
 # Run as root: tests/integration/offloop.sh [BINARY]
 set -u
 [ "$(id -u)" -eq 0 ] || { echo "offloop.sh: needs root; skipping" >&2; exit 77; }
@@ -134,6 +136,21 @@ s_hosts_deny_lifecycle() {
     probe_from "$A4_NULL" "$V_A4" "$PORT"
     expect "banned again" wait_until 2 set_has banned "$A4_NULL"
     expect "hosts.deny line again, once" wait_until 2 test "$(line_count "ALL: $A4_NULL" "$dir/hosts.deny")" = 1
+    # A restart (a package upgrade): the new daemon adopts the line it wrote
+    # before for the ban it restores, and removes it when that ban ends.
+    daemon_stop TERM
+    expect_eq "  stopped cleanly" "$STOP_RC" 0
+    daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not restart"; return; }
+    expect "restart: ban restored" wait_until 2 set_has banned "$A4_NULL"
+    expect "restart: the line is still there, once" test "$(line_count "ALL: $A4_NULL" "$dir/hosts.deny")" = 1
+    expect "restart: the line was adopted" wait_until 2 log_has "1 hosts.deny line of restored bans in .*: removed when the ban ends"
+    expect "unban after the restart" ctl_quiet "$dir/portsentry.yaml" unban "$A4_NULL"
+    t0=$(now_ms)
+    expect "line gone within 12 s of the unban after a restart" \
+        wait_until 12 test "$(line_count "ALL: $A4_NULL" "$dir/hosts.deny")" = 0
+    t1=$(now_ms)
+    say "    removed $((t1 - t0)) ms after the unban"
+    expect "admin's line kept across the restart" grep -qxF "sshd: 192.0.2.66" "$dir/hosts.deny"
     daemon_stop TERM
 }
 
