@@ -1,5 +1,6 @@
 #include "portsentry/actions/responder.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include <fmt/format.h>
@@ -266,10 +267,8 @@ size_t Responder::adopt_hosts_deny(const std::vector<RestoredBan>& bans, TimePoi
         const net::IpAddr ip = b.ip.unmapped();
         const std::string text = ip.to_string();
         std::optional<TimePoint> until;
-        if (b.expires != 0) {
-            if (b.expires <= wall) continue;  // ended already: ended() below never comes for it
-            until = now + std::chrono::seconds(b.expires - wall);
-        }
+        // Ended since the loop restored it (the ban was active then): due now.
+        if (b.expires != 0) until = now + std::chrono::seconds(std::max<int64_t>(b.expires - wall, 0));
         std::vector<std::string> modes{default_mode(cfg_, b.proto)};
         if (any_mode) {
             const std::string base = net::keyword(b.proto);

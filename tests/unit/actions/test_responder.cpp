@@ -378,9 +378,10 @@ TEST_F(ResponderTest, RestoredBansAdoptTheirHostsDenyLines) {
         Responder before(cfg, cl.log, opts);
         before.handle(report("198.51.100.2", 995, d), {}, t0);
         before.handle(report("198.51.100.3", 53, d, "sudp", L4::udp), {}, t0);
+        before.handle(report("198.51.100.5", 22, d), {}, t0);
     }
     const std::string written = "sshd: 192.0.2.66\nALL: 198.51.100.9\nALL: 198.51.100.2 : DENY # atcp 995\n"
-                                "ALL: 198.51.100.3 : DENY # sudp 53\n";
+                                "ALL: 198.51.100.3 : DENY # sudp 53\nALL: 198.51.100.5 : DENY # atcp 22\n";
     ASSERT_EQ(pstest::read_file(cfg.hosts_deny_file), written);
 
     cfg.udp.mode = config::Mode::classic;  // changed across the restart: $MODE$ still matches
@@ -389,12 +390,18 @@ TEST_F(ResponderTest, RestoredBansAdoptTheirHostsDenyLines) {
         {ip("198.51.100.3"), L4::udp, 53, 0},            // permanent: until unbanned
         {ip("198.51.100.4"), L4::tcp, 80, kWhen + 60},   // no line: none added
         {ip("198.51.100.9"), L4::tcp, 80, kWhen + 60},   // the admin's wording: not ours
+        {ip("198.51.100.5"), L4::tcp, 22, kWhen - 1},    // ended since it was restored: goes first
     };
     const TimePoint t1 = t0 + 10s;
-    EXPECT_EQ(responder().adopt_hosts_deny(restored, t1), 2u);
+    EXPECT_EQ(responder().adopt_hosts_deny(restored, t1), 3u);
     EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), written);
+    EXPECT_EQ(cl.lines.back().find("portsentry-nfq: 3 hosts.deny lines of restored bans in "), 0u);
+    responder().reap(t1);
+    const std::string left = "sshd: 192.0.2.66\nALL: 198.51.100.9\nALL: 198.51.100.2 : DENY # atcp 995\n"
+                             "ALL: 198.51.100.3 : DENY # sudp 53\n";
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), left);
     responder().reap(t1 + 59s);
-    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), written);
+    EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file), left);
     responder().reap(t1 + 60s);
     EXPECT_EQ(pstest::read_file(cfg.hosts_deny_file),
               "sshd: 192.0.2.66\nALL: 198.51.100.9\nALL: 198.51.100.3 : DENY # sudp 53\n");
