@@ -9,7 +9,8 @@
 #  - hosts.deny: one line per ban (never twice), an admin's lines untouched,
 #    the line gone within ~10 s of an unban, back once for a new ban; after a
 #    restart (SIGTERM, start again) the restored ban's line is adopted and
-#    goes within ~10 s of its unban.
+#    goes within ~10 s of its unban, or of its expiry (a 6 s ban ending after
+#    the restart).
 # Run as root: tests/integration/offloop.sh [BINARY]
 set -u
 [ "$(id -u)" -eq 0 ] || { echo "offloop.sh: needs root; skipping" >&2; exit 77; }
@@ -28,6 +29,10 @@ wait_until() {  # wait_until SECONDS CMD...: polls CMD every 0.1 s
 now_ms() { date +%s%3N; }
 ctl_quiet() { ctl "$@" >/dev/null; }
 line_count() { local n; n=$(grep -cxF -- "$1" "$2" 2>/dev/null); echo "${n:-0}"; }
+# For wait_until, which runs its command again each poll (a "$(...)" in its
+# arguments would be expanded once, before the first).
+lines_are() { [ "$(line_count "$2" "$3")" = "$1" ]; }  # lines_are N LINE FILE
+lines_matching_are() { local n; n=$(grep -cF -- "$2" "$3" 2>/dev/null); [ "${n:-0}" = "$1" ]; }
 # dropped SRC: a connect from SRC to the watched port times out (DROP), it is
 # not refused (RST, what the kernel answers without us).
 dropped() {
@@ -76,8 +81,8 @@ s_slow_command() {
     t1=$(now_ms)
     expect "  within 1 s ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 1000
     expect "hosts.deny: one line per ban" test "$(line_count "ALL: $A4" "$dir/hosts.deny")" = 1
-    expect "hosts.deny: second ban's line" wait_until 2 test "$(line_count "ALL: $A4_FIN" "$dir/hosts.deny")" = 1
-    expect "history records for both" wait_until 2 test "$(grep -c 'Port: 11 TCP Blocked' "$dir/portsentry.history")" = 2
+    expect "hosts.deny: second ban's line" wait_until 2 lines_are 1 "ALL: $A4_FIN" "$dir/hosts.deny"
+    expect "history records for both" wait_until 2 lines_matching_are 2 'Port: 11 TCP Blocked' "$dir/portsentry.history"
     daemon_stop TERM
 }
 
@@ -122,12 +127,12 @@ s_hosts_deny_lifecycle() {
     daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not start"; return; }
     probe_from "$A4_NULL" "$V_A4" "$PORT"
     expect "banned" wait_until 2 set_has banned "$A4_NULL"
-    expect "hosts.deny line" wait_until 2 test "$(line_count "ALL: $A4_NULL" "$dir/hosts.deny")" = 1
+    expect "hosts.deny line" wait_until 2 lines_are 1 "ALL: $A4_NULL" "$dir/hosts.deny"
     local ino
     ino=$(stat -c %i "$dir/hosts.deny")
     expect "unban" ctl_quiet "$dir/portsentry.yaml" unban "$A4_NULL"
     t0=$(now_ms)
-    expect "line gone within 12 s of the unban" wait_until 12 test "$(line_count "ALL: $A4_NULL" "$dir/hosts.deny")" = 0
+    expect "line gone within 12 s of the unban" wait_until 12 lines_are 0 "ALL: $A4_NULL" "$dir/hosts.deny"
     t1=$(now_ms)
     say "    removed $((t1 - t0)) ms after the unban"
     expect "admin's line kept" grep -qxF "sshd: 192.0.2.66" "$dir/hosts.deny"
@@ -135,7 +140,7 @@ s_hosts_deny_lifecycle() {
     # Banned again: the line comes back, once.
     probe_from "$A4_NULL" "$V_A4" "$PORT"
     expect "banned again" wait_until 2 set_has banned "$A4_NULL"
-    expect "hosts.deny line again, once" wait_until 2 test "$(line_count "ALL: $A4_NULL" "$dir/hosts.deny")" = 1
+    expect "hosts.deny line again, once" wait_until 2 lines_are 1 "ALL: $A4_NULL" "$dir/hosts.deny"
     # A restart (a package upgrade): the new daemon adopts the line it wrote
     # before for the ban it restores, and removes it when that ban ends.
     daemon_stop TERM
@@ -147,17 +152,40 @@ s_hosts_deny_lifecycle() {
     expect "unban after the restart" ctl_quiet "$dir/portsentry.yaml" unban "$A4_NULL"
     t0=$(now_ms)
     expect "line gone within 12 s of the unban after a restart" \
-        wait_until 12 test "$(line_count "ALL: $A4_NULL" "$dir/hosts.deny")" = 0
+        wait_until 12 lines_are 0 "ALL: $A4_NULL" "$dir/hosts.deny"
     t1=$(now_ms)
     say "    removed $((t1 - t0)) ms after the unban"
     expect "admin's line kept across the restart" grep -qxF "sshd: 192.0.2.66" "$dir/hosts.deny"
     daemon_stop TERM
 }
 
+# A short ban that expires after a restart: its line, written by the daemon
+# before the restart, goes within ~10 s of the expiry.
+s_hosts_deny_restart_expiry() {
+    local dir=$RUN_TMP/deny-expiry t0 t1
+    config "$dir" false
+    sed -i 's/^ban_time: 1h$/ban_time: 6s/' "$dir/portsentry.yaml"
+    grep -qx 'ban_time: 6s' "$dir/portsentry.yaml" || { bad "config: ban_time not set"; return; }
+    daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not start"; return; }
+    probe_from "$A4_NULL" "$V_A4" "$PORT"
+    expect "banned for 6 s" wait_until 2 set_has banned "$A4_NULL"
+    expect "hosts.deny line" wait_until 2 lines_are 1 "ALL: $A4_NULL" "$dir/hosts.deny"
+    t0=$(now_ms)
+    daemon_stop TERM
+    daemon_start auto "$dir/portsentry.yaml" || { bad "daemon did not restart"; return; }
+    expect "restart: the line was adopted" wait_until 2 log_has "1 hosts.deny line of restored bans in "
+    expect "line gone within 18 s of the ban (6 s + 10 s + margin)" \
+        wait_until 18 lines_are 0 "ALL: $A4_NULL" "$dir/hosts.deny"
+    t1=$(now_ms)
+    say "    removed $((t1 - t0)) ms after the ban"
+    expect "admin's line kept" grep -qxF "sshd: 192.0.2.66" "$dir/hosts.deny"
+    daemon_stop TERM
+}
+
 lab_up || exit 1
 # ONLY=NAME-PREFIX runs only that scenario (debugging).
 for s in "slow KILL_RUN_CMD:s_slow_command" "KILL_RUN_CMD_FIRST + SIGTERM:s_run_cmd_first" \
-    "hosts.deny lifecycle:s_hosts_deny_lifecycle"; do
+    "hosts.deny lifecycle:s_hosts_deny_lifecycle" "hosts.deny expiry after a restart:s_hosts_deny_restart_expiry"; do
     [[ "${s%%:*}" == "${ONLY:-}"* ]] && scenario_run "${s%%:*}" "${s##*:}"
 done
 printf '%s\n' "${SUMMARY[@]}"
