@@ -235,7 +235,9 @@ step "apt remove leaves no table; purge leaves no state, keeps history"
 apt-get remove -y -q portsentry-nfq >/tmp/remove.log 2>&1 || { cat /tmp/remove.log; bad "apt-get remove"; }
 check "no daemon" not running portsentry-nfq
 check "no table inet portsentry after remove" not has_table
-check "remove keeps the state file" test -e "$STATE"
+# The ban table is the state file plus its journals; a table that only
+# changed since the last compaction may be in journals alone.
+check "remove keeps the ban table (state file or its journal)" sh -c "test -e $STATE || ls $STATE.journal.* >/dev/null 2>&1"
 check "the state has a journal to purge" sh -c "ls $STATE.journal.* >/dev/null 2>&1"
 apt-get purge -y -q portsentry-nfq >/tmp/purge.log 2>&1 || { cat /tmp/purge.log; bad "apt-get purge"; }
 check "purge deletes the state file" not test -e "$STATE"
