@@ -5,6 +5,7 @@
 #   C  192.0.2.2 / 198.51.100.2 / 203.0.113.2   the client (watcher + bouncers)
 #   P1 198.51.100.1  PostgreSQL (tcp :5432 + unix socket), LAPI "pg1" (:8080, over tcp)
 #   P2 203.0.113.1   LAPI "pg2" (:8080, same database over the unix socket)
+# plus the stock crowdsec-firewall-bouncer in C (own tables, then set-only).
 # Prints PASS/FAIL per check and timings; exits 1 on any failure.
 # Usage: sudo tests/fleet/lab-smoke.sh   (FL_KEEP_TMP=1 keeps the temp dir)
 set -u
@@ -170,6 +171,65 @@ R=$(fl_push "$C" sq "$TOK2" "$(fl_alert_json Ip 198.51.100.9)")
 check "re-login, then push -> 201: $R" test "${R%% *}" = 201
 check "the stream cursor survived the restart (only the new ban)" eval \
     'stream_until "$C" sq "$K_B" new Ip 198.51.100.9 ban && [ "$(printf "%s" "$SEEN_BODY" | jq ".new | length")" = 1 ]'
+
+# ------------------------------------------------- stock firewall bouncer ---
+echo "--- stock crowdsec-firewall-bouncer in a namespace (baseline)"
+root_cs_tables() { nft list tables 2>/dev/null | grep -c 'crowdsec' ; }
+ROOT_BEFORE=$(root_cs_tables)
+K_F=$(lapi_add_bouncer sq fwb-own) || fail "bouncer key for the firewall bouncer"
+if fl_bouncer_start own "$C" sq "$K_F" 1s; then
+    pass "crowdsec-firewall-bouncer runs in the client namespace (own tables)"
+    E4=$(fl_nft_elements "$C" ip crowdsec crowdsec-blacklists | sort | tr '\n' ' ')
+    E6=$(fl_nft_elements "$C" ip6 crowdsec6 crowdsec6-blacklists | sort | tr '\n' ' ')
+    echo "  ip crowdsec: $E4"
+    echo "  ip6 crowdsec6: $E6"
+    check "its set has the Ip bans (198.51.100.7, 2001:db8:1::7)" \
+        eval '[[ " $E4" == *" 198.51.100.7 "* && " $E6" == *" 2001:db8:1::7 "* ]]'
+    check "ranges became single addresses (198.51.100.0, 203.0.113.0, 2001:db8:1::)" \
+        eval '[[ " $E4" == *" 198.51.100.0 "* && " $E4" == *" 203.0.113.0 "* && " $E6" == *" 2001:db8:1:: "* && "$E4$E6" != */* ]]'
+    check "the captcha decision is not in its set" eval '[[ " $E4" != *" 203.0.113.51 "* ]]'
+    check "its table has the input-hook drop chain" \
+        eval 'ip netns exec "$C" nft list chain ip crowdsec crowdsec-chain | grep -q "saddr @crowdsec-blacklists .*drop"'
+    t=$(fl_ms)
+    R=$(fl_push "$C" sq "$TOK2" "$(fl_alert_json Ip 198.51.100.77)")
+    t1=$(fl_ms) ok=0
+    while [ $(($(fl_ms) - t1)) -lt 5000 ]; do
+        fl_nft_elements "$C" ip crowdsec crowdsec-blacklists | grep -qx 198.51.100.77 && { ok=1; break; }
+        sleep 0.05
+    done
+    if [ $ok = 1 ]; then
+        pass "a new push reaches the stock bouncer's set (1 s polling)"
+        timing "push answered -> in stock bouncer's set (poll 1s)" "$(($(fl_ms) - t1)) ms (push $((t1 - t)) ms from bash)"
+    else fail "a new push reaches the stock bouncer's set"; fi
+    fl_bouncer_stop own
+    check "SIGTERM: it exits 0 and removes its own tables (status $FWB_STOP_RC)" \
+        eval '[ "$FWB_STOP_RC" = 0 ] && ! ip netns exec "$C" nft list tables | grep -q crowdsec'
+else
+    fail "crowdsec-firewall-bouncer runs in the client namespace"
+fi
+
+# set-only into sets of an existing inet table, beside an element of ours.
+ip netns exec "$C" nft -f - <<'EOF'
+table inet lab {
+    set b4 { type ipv4_addr; flags timeout; elements = { 192.0.2.99 timeout 1h }; }
+    set b6 { type ipv6_addr; flags timeout; elements = { 2001:db8:99::99 timeout 1h }; }
+}
+EOF
+K_S=$(lapi_add_bouncer sq fwb-setonly) || fail "bouncer key (set-only)"
+if fl_bouncer_start setonly "$C" sq "$K_S" 1s --set-only lab b4 lab b6; then
+    check "set-only: fills the sets of an existing inet table" \
+        eval 'fl_nft_elements "$C" inet lab b4 | grep -qx 198.51.100.7 && fl_nft_elements "$C" inet lab b6 | grep -qx 2001:db8:1::7'
+    check "set-only: creates no table of its own" \
+        eval '[ "$(ip netns exec "$C" nft list tables)" = "table inet lab" ]'
+    fl_bouncer_stop setonly
+    check "set-only SIGTERM: flushes the whole IPv4 set, ours included (known bug)" \
+        eval '[ -z "$(fl_nft_elements "$C" inet lab b4)" ]'
+    check "set-only SIGTERM: leaves the IPv6 set as it was" \
+        eval 'fl_nft_elements "$C" inet lab b6 | grep -qx 2001:db8:99::99 && fl_nft_elements "$C" inet lab b6 | grep -qx 2001:db8:1::7'
+else
+    fail "crowdsec-firewall-bouncer set-only starts"
+fi
+check "root namespace: no crowdsec table appeared" test "$(root_cs_tables)" = "$ROOT_BEFORE"
 
 # ------------------------------------------------------------- https --------
 echo "--- https with a private CA"

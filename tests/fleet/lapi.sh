@@ -20,7 +20,7 @@
 # PG_PID PG_DB PG_USER PG_PASSWORD), a private CA in CA_DIR[NAME].
 
 FL_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-FL_PG_BIN=${FL_PG_BIN:-/usr/lib/postgresql/15/bin}  # not /usr/local/bin: a different pg_ctl there
+FL_PG_BIN=${FL_PG_BIN:-/usr/lib/postgresql/15/bin}  # explicit: /usr/local/bin has an unrelated pg_ctl
 FL_SUFFIX=$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')
 FL_TMP=$(mktemp -d /tmp/ps-fleet.XXXXXX)
 chmod 711 "$FL_TMP"   # the postgres user must reach its data dir below it
@@ -111,7 +111,7 @@ ca_cert() {
 # ---------------------------------------------------------- PostgreSQL ------
 
 # pg_new NAME [NS ADDR [PORT]]: a private PostgreSQL 15 cluster (initdb into
-# $FL_TMP/pg-NAME, run as the postgres user, fsync off) with a role and a
+# $FL_TMP/pg-NAME, run as the postgres user, fsync off: test data only) with a role and a
 # database for crowdsec (PG_USER/PG_PASSWORD/PG_DB). It always listens on a
 # unix socket in PG_SOCK[NAME] (reachable from every namespace: it is a file);
 # with NS and ADDR it also listens on ADDR:PORT (default 5432) inside NS, with
@@ -125,7 +125,7 @@ pg_new() {
     PG_PASSWORD[$name]=$(fl_rand_hex 16)
     FL_PGS+=("$name")
     t0=$(fl_ms)
-    runuser -u postgres -- "$FL_PG_BIN/initdb" -D "$d/data" -U postgres -A trust \
+    setpriv --reuid=postgres --regid=postgres --init-groups -- "$FL_PG_BIN/initdb" -D "$d/data" -U postgres -A trust \
         --no-sync -E UTF8 --locale=C.UTF-8 >"$d/initdb.log" 2>&1 ||
         { fl_say "pg_new $name: initdb failed:"; tail -5 "$d/initdb.log" >&2; return 1; }
     # Local (socket) connections: trust, the socket dir is private to postgres
@@ -136,7 +136,7 @@ host all all 0.0.0.0/0 scram-sha-256
 host all all ::/0 scram-sha-256
 EOF
     pg_start "$name" || return 1
-    runuser -u postgres -- "$FL_PG_BIN/psql" -qX -v ON_ERROR_STOP=1 -h "$d/sock" -p "$port" \
+    setpriv --reuid=postgres --regid=postgres --init-groups -- "$FL_PG_BIN/psql" -qX -v ON_ERROR_STOP=1 -h "$d/sock" -p "$port" \
         -U postgres -d postgres \
         -c "CREATE ROLE ${PG_USER[$name]} LOGIN PASSWORD '${PG_PASSWORD[$name]}'" \
         -c "CREATE DATABASE ${PG_DB[$name]} OWNER ${PG_USER[$name]}" >>"$d/initdb.log" 2>&1 ||
@@ -144,28 +144,43 @@ EOF
     fl_say "postgres $name ready in $(($(fl_ms) - t0)) ms (socket ${PG_SOCK[$name]}${addr:+, tcp $addr:$port in $ns})"
 }
 
-# pg_start NAME: (re)starts a cluster made by pg_new; waits until it accepts.
+# pg_start NAME: (re)starts a cluster made by pg_new: the postmaster itself is
+# our child (setpriv execs it as postgres inside the namespace, no pg_ctl
+# daemonizing), so PG_PID is its pid and pg_stop reaps it. Waits until it
+# accepts connections (30 s).
 pg_start() {
-    local name=$1 d=${PG_DIR[$1]} listen="''"
-    [ -n "${PG_ADDR[$name]}" ] && listen="'${PG_ADDR[$name]}'"
-    local cmd=(runuser -u postgres -- "$FL_PG_BIN/pg_ctl" -D "$d/data" -l "$d/postgres.log" -w -t 30
-        -o "-c listen_addresses=$listen -c port=${PG_PORT[$name]} -c unix_socket_directories='$d/sock' -c fsync=off -c synchronous_commit=off")
-    if [ -n "${PG_NS[$name]}" ]; then
-        ip netns exec "${PG_NS[$name]}" "${cmd[@]}" start >"$d/pg_ctl.log" 2>&1
+    local name=$1 d=${PG_DIR[$1]} ns=${PG_NS[$1]:-}
+    local run=(setpriv --reuid=postgres --regid=postgres --init-groups --
+        "$FL_PG_BIN/postgres" -D "$d/data" -c "listen_addresses=${PG_ADDR[$name]}"
+        -c "port=${PG_PORT[$name]}" -c "unix_socket_directories=$d/sock"
+        -c fsync=off -c synchronous_commit=off -c full_page_writes=off)
+    if [ -n "$ns" ]; then
+        ip netns exec "$ns" "${run[@]}" >>"$d/postgres.log" 2>&1 &
     else
-        "${cmd[@]}" start >"$d/pg_ctl.log" 2>&1
-    fi || { fl_say "pg_start $name failed:"; tail -5 "$d/postgres.log" >&2; return 1; }
-    PG_PID[$name]=$(head -1 "$d/data/postmaster.pid")
+        "${run[@]}" >>"$d/postgres.log" 2>&1 &
+    fi
+    PG_PID[$name]=$!
+    for _ in $(seq 300); do
+        if "$FL_PG_BIN/pg_isready" -q -h "$d/sock" -p "${PG_PORT[$name]}"; then return 0; fi
+        kill -0 "${PG_PID[$name]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    fl_say "pg_start $name failed:"; tail -5 "$d/postgres.log" | sed 's/^/    | /' >&2
+    return 1
 }
 
-# pg_stop NAME [MODE]: pg_ctl stop (MODE fast by default; immediate = crash),
-# then SIGKILL if the postmaster is still there.
+# pg_stop NAME [MODE]: MODE fast (default: SIGINT, sessions aborted, clean
+# shutdown) or immediate (SIGQUIT, crash-like); SIGKILL after 10 s; reaped.
 pg_stop() {
-    local name=$1 mode=${2:-fast} d=${PG_DIR[$1]} pid=${PG_PID[$1]:-}
+    local name=$1 pid=${PG_PID[$1]:-} sig=INT
     [ -n "$pid" ] || return 0
-    runuser -u postgres -- "$FL_PG_BIN/pg_ctl" -D "$d/data" -m "$mode" -w -t 10 stop \
-        >>"$d/pg_ctl.log" 2>&1 || true
-    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
+    [ "${2:-fast}" = immediate ] && sig=QUIT
+    {
+        kill "-$sig" "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" || break; sleep 0.1; done
+        kill -0 "$pid" && kill -KILL "$pid"
+        wait "$pid"
+    } 2>/dev/null
     PG_PID[$name]=""
 }
 
@@ -548,6 +563,104 @@ fl_forget_pid() {
     local p keep=()
     for p in "${FL_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
     FL_PIDS=("${keep[@]}")
+}
+
+# ------------------------------------------- stock firewall bouncer ------
+# The baseline for the benchmarks: crowdsec-firewall-bouncer 0.0.25 (nftables
+# mode), run inside a namespace of ours, so its tables exist only there.
+declare -A FWB_PID FWB_DIR FWB_NS
+
+# fl_bouncer_start NAME NS LAPI KEY_FILE [INTERVAL] [--set-only T4 S4 T6 S6]
+# Writes $FL_TMP/fwb-NAME/config.yaml and starts the bouncer in NS against
+# LAPI with that key, polling every INTERVAL (Go duration, default 1s). By
+# default it creates its own tables (ip crowdsec / ip6 crowdsec6, sets
+# crowdsec-blacklists / crowdsec6-blacklists, drop in an input hook chain);
+# --set-only fills the existing sets S4 in table T4 and S6 in T6 (found by
+# name: inet tables work too) and creates nothing. daemonize: true does not
+# fork; it is what makes SIGTERM clean up (own tables removed; set-only: the
+# IPv4 set flushed whole, the IPv6 set left as is). With daemonize: false,
+# SIGTERM kills it and everything stays. Returns once it has processed its
+# first stream answer (sets filled), 1 with the log tail otherwise (20 s).
+fl_bouncer_start() {
+    local name=$1 ns=$2 lapi=$3 key=$4 iv=${5:-1s} so=false t4=crowdsec s4=crowdsec-blacklists
+    local t6=crowdsec6 s6=crowdsec6-blacklists d="$FL_TMP/fwb-$1" ca=""
+    if [ "${6:-}" = --set-only ]; then so=true t4=$7 s4=$8 t6=$9 s6=${10}; fi
+    mkdir -p "$d" && chmod 700 "$d" || return 1
+    [ -z "${LAPI_CA[$lapi]}" ] || ca="ca_cert_path: ${LAPI_CA[$lapi]}"
+    cat >"$d/config.yaml" <<EOF
+mode: nftables
+pid_dir: $d/
+update_frequency: $iv
+daemonize: true
+log_mode: stdout
+log_dir: $d/
+log_level: info
+api_url: ${LAPI_URL[$lapi]}/
+api_key: $(head -1 "$key")
+$ca
+insecure_skip_verify: false
+disable_ipv6: false
+deny_action: DROP
+deny_log: false
+supported_decisions_types:
+  - ban
+blacklists_ipv4: $s4
+blacklists_ipv6: $s6
+nftables:
+  ipv4:
+    enabled: true
+    set-only: $so
+    table: $t4
+    chain: crowdsec-chain
+  ipv6:
+    enabled: true
+    set-only: $so
+    table: $t6
+    chain: crowdsec6-chain
+prometheus:
+  enabled: false
+  listen_addr: 127.0.0.1
+  listen_port: 60601
+EOF
+    chmod 600 "$d/config.yaml"
+    FWB_DIR[$name]=$d FWB_NS[$name]=$ns
+    ip netns exec "$ns" crowdsec-firewall-bouncer -c "$d/config.yaml" >"$d/bouncer.log" 2>&1 &
+    FWB_PID[$name]=$!
+    FL_PIDS+=("${FWB_PID[$name]}")
+    for _ in $(seq 200); do
+        grep -q 'decisions\? \(added\|deleted\)' "$d/bouncer.log" && return 0
+        kill -0 "${FWB_PID[$name]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    fl_say "bouncer $name not running; log:"; tail -5 "$d/bouncer.log" | sed 's/^/    | /' >&2
+    return 1
+}
+
+# fl_bouncer_stop NAME [SIGNAL]: SIGTERM by default (its clean-up), waits up
+# to 10 s, then SIGKILL. FWB_STOP_RC: exit status (0 after a clean SIGTERM).
+FWB_STOP_RC=""
+fl_bouncer_stop() {
+    local pid=${FWB_PID[$1]:-}
+    FWB_STOP_RC="not-running"
+    [ -n "$pid" ] || return 0
+    {
+        kill "-${2:-TERM}" "$pid"
+        for _ in $(seq 100); do kill -0 "$pid" || break; sleep 0.1; done
+        kill -0 "$pid" && kill -KILL "$pid"
+        wait "$pid"
+    } 2>/dev/null
+    FWB_STOP_RC=$?
+    fl_forget_pid "$pid"
+    FWB_PID[$1]=""
+}
+
+# fl_nft_elements NS FAMILY TABLE SET: the set's elements in NS, one a line
+# (addresses; prefixes as ADDR/LEN).
+fl_nft_elements() {
+    ip netns exec "$1" nft -j list set "$2" "$3" "$4" 2>/dev/null |
+        jq -r '.nftables[] | select(.set) | (.set.elem // [])[] |
+            if type == "object" and has("elem") then .elem.val else . end |
+            if type == "object" and has("prefix") then "\(.prefix.addr)/\(.prefix.len)" else . end'
 }
 
 # ------------------------------------------------------------- cleanup ------
