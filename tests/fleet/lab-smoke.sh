@@ -249,6 +249,12 @@ check "push over https -> 201" test "${R%% *}" = 201
 lapi_cscli tls decisions add --ip 203.0.113.60 >/dev/null 2>&1 || fail "cscli over https (ca_cert_path)"
 check "cscli decisions add over https -> in stream" \
     stream_until "$C" tls "$K_T" new Ip 203.0.113.60 ban
+K_TF=$(lapi_add_bouncer tls fwb-tls) || fail "bouncer key (https)"
+if fl_bouncer_start tlsb "$C" tls "$K_TF" 1s; then
+    check "stock bouncer over https (ca_cert_path) fills its set" \
+        eval 'fl_nft_elements "$C" ip crowdsec crowdsec-blacklists | grep -qx 203.0.113.60'
+    fl_bouncer_stop tlsb
+else fail "stock bouncer over https starts"; fi
 
 # --------------------------------------------------------- PostgreSQL -------
 echo "--- two LAPIs on one PostgreSQL"

@@ -583,10 +583,10 @@ declare -A FWB_PID FWB_DIR FWB_NS
 # first stream answer (sets filled), 1 with the log tail otherwise (20 s).
 fl_bouncer_start() {
     local name=$1 ns=$2 lapi=$3 key=$4 iv=${5:-1s} so=false t4=crowdsec s4=crowdsec-blacklists
-    local t6=crowdsec6 s6=crowdsec6-blacklists d="$FL_TMP/fwb-$1" ca=""
+    local t6=crowdsec6 s6=crowdsec6-blacklists d="$FL_TMP/fwb-$1" ca_line=""
     if [ "${6:-}" = --set-only ]; then so=true t4=$7 s4=$8 t6=$9 s6=${10}; fi
     mkdir -p "$d" && chmod 700 "$d" || return 1
-    [ -z "${LAPI_CA[$lapi]}" ] || ca="ca_cert_path: ${LAPI_CA[$lapi]}"
+    [ -z "${LAPI_CA[$lapi]}" ] || ca_line="ca_cert_path: ${LAPI_CA[$lapi]}"
     cat >"$d/config.yaml" <<EOF
 mode: nftables
 pid_dir: $d/
@@ -597,7 +597,7 @@ log_dir: $d/
 log_level: info
 api_url: ${LAPI_URL[$lapi]}/
 api_key: $(head -1 "$key")
-$ca
+$ca_line
 insecure_skip_verify: false
 disable_ipv6: false
 deny_action: DROP
