@@ -286,7 +286,7 @@ api:
     credentials_path: $d/cscli-credentials.yaml
   server:
     log_level: info
-    listen_uri: $hostport
+    listen_uri: "$hostport"
 $tls
     profiles_path: $d/profiles.yaml
     console_path: $d/console.yaml
