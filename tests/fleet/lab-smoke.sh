@@ -90,7 +90,7 @@ t=$(fl_ms)
 R=$(fl_push "$C" sq "$TOK" \
     "$(fl_alert_json Ip 198.51.100.7)" "$(fl_alert_json Range 198.51.100.0/24)" \
     "$(fl_alert_json Ip 2001:db8:1::7)" "$(fl_alert_json Range 2001:db8:1::/64)")
-timing "POST /v1/alerts, 4 alerts (SQLite)" "$(($(fl_ms) - t)) ms"
+timing "POST /v1/alerts, 4 alerts, from bash (jq+curl)" "$(($(fl_ms) - t)) ms"
 check "POST /v1/alerts (Ip, Range, IPv6 Ip, IPv6 Range) -> 201 and 4 ids: $R" \
     eval '[ "${R%% *}" = 201 ] && [ "$(printf "%s" "${R#* }" | jq length)" = 4 ]'
 

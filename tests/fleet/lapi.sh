@@ -195,7 +195,7 @@ pg_stop() {
 # the LAPI's environment (LAPIs sharing a database and a secret accept each
 # other's JWTs, and a restart keeps tokens valid); without it every start
 # draws a random secret, so a restart voids every token.
-# Also registers machine "cscli" whose credentials cscli uses (lapi_cscli):
+# Also registers machine "cscli-NAME", whose credentials cscli uses (lapi_cscli):
 # `cscli decisions add/delete/list` talk to the LAPI over HTTP(S).
 lapi_new() {
     local name=$1 ns=$2 addr=$3 port=$4; shift 4

@@ -14,7 +14,9 @@ first poll answered (start the push after that line), then, when LIST
 With --push-*, it also makes the push itself right after its first poll
 (POST URL2/v1/alerts, Bearer token, the body file as is, on its own
 connection) in a thread while polling goes on, and prints
-"pushed <sent epoch ms> <answered epoch ms> <status>" before the result: the latency figures then exclude process start-up on both sides.
+    pushed <sent epoch ms> <answered epoch ms> <status>
+before the result: the latency figures then exclude process start-up on
+both sides.
 Exit 0 when seen, 1 on timeout, 2 on an HTTP error.
 Run it inside the client's network namespace (ip netns exec NS ...).
 """
