@@ -98,6 +98,24 @@ struct Config {
         friend bool operator==(const Metrics&, const Metrics&) = default;
     } metrics;
 
+    // Section crowdsec: (YAML only): the fleet on CrowdSec's Local API
+    // (docs/ARCHITECTURE.md, "Fleet"). Key names and meanings are a contract.
+    struct Crowdsec {
+        std::vector<std::string> lapi_url;  // crowdsec.lapi_url: empty = fleet off; several = fail over in order
+        std::string machine_id;             // crowdsec.machine_id: watcher login (push)
+        std::string password_file;          // crowdsec.password_file: watcher password, first line
+        std::string bouncer_key_file;       // crowdsec.bouncer_key_file: bouncer API key, first line (pull)
+        std::string ca_file;                // crowdsec.ca_file: private CA for https ("" = system CAs)
+        bool push = true;                   // crowdsec.push: detector bans become alerts
+        bool push_only_proven = false;      // crowdsec.push_only_proven: only handshake-proven bans
+        bool pull = true;                   // crowdsec.pull: decisions stream into @fleet/@fleet6
+        std::chrono::milliseconds poll_interval{1000};  // crowdsec.poll_interval (>= 10ms)
+        std::chrono::seconds resync_interval{300};      // crowdsec.resync_interval: startup=true again
+        uint32_t fleet_set_size = 65536;    // crowdsec.fleet_set_size: per fleet set
+        bool enabled() const { return !lapi_url.empty(); }
+        friend bool operator==(const Crowdsec&, const Crowdsec&) = default;
+    } crowdsec;
+
     // Sources of the never-ban sets (@never/@never6); each can be switched off.
     struct Protect {
         bool ignore_list = true;      // protect.ignore_list: the ignore files' prefixes
