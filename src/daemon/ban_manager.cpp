@@ -79,8 +79,9 @@ std::vector<BanManager::Installed> BanManager::ban_detected(const std::vector<De
             continue;
         }
         const BanStore::Probe probe{d[i].port, d[i].proto, d[i].type};
-        store_.record_ban(host, "detector", now, out[i].time.count(), &probe);
+        const BanRecord& rec = store_.record_ban(host, "detector", now, out[i].time.count(), &probe);
         ++counters_.bans_by_origin[origin_slot("detector")];
+        listener_.detected(rec, d[i].proven, now);
     }
     if (!bans.empty()) listener_.changed(false);
     return out;
@@ -199,7 +200,7 @@ void BanManager::aggregate_one(const net::IpAddr& host, int64_t now) {
         }
     }
     const BanStore::Probe last{latest->last_port, latest->last_proto, latest->last_type};
-    store_.record_ban(p64, "detector", now, bt.count(), &last);
+    listener_.detected(store_.record_ban(p64, "detector", now, bt.count(), &last), false, now);
     for (const auto& s : singles) store_.end_ban(s, now, p64.to_string());
     ++counters_.aggregations;
     listener_.changed(false);

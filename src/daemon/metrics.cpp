@@ -181,6 +181,41 @@ void ban_metrics(Stats& s, const BanManager& b, const BanStore& store, const Rul
     }
 }
 
+// The fleet (crowdsec.*): its table and counters; the client's only while it runs.
+void fleet_metrics(Stats& s, const Fleet& f) {
+    const auto& c = f.counters();
+    s.add("portsentry_bans_total", {{"origin", "fleet"}},
+          "bans added, by origin (detector, admin, fail2ban; other --origin words: other)", c.pulled);
+    s.add("portsentry_fleet_pulled_total", {}, "decisions from the LAPI applied to @fleet/@fleet6", c.pulled);
+    for (size_t i = 0; i < std::size(Fleet::kSkipReasons); ++i)
+        s.add("portsentry_fleet_skipped_total", {{"reason", Fleet::kSkipReasons[i]}},
+              "decisions from the LAPI not applied, by reason", c.skipped[i]);
+    s.add("portsentry_fleet_resync_seconds", {}, "the last resync: end of the LAPI's answer to the kernel's commit",
+          c.resync_seconds);
+    for (auto [fam, set] : {std::pair{AF_INET, kernel::kFleetSets.v4}, std::pair{AF_INET6, kernel::kFleetSets.v6}})
+        s.gauge_fn("portsentry_active_bans", {{"set", set}}, "active bans in the ban table, by nft set",
+                   [&st = f.store(), fam = fam] { return static_cast<double>(st.active_count(fam, std::time(nullptr))); });
+    const FleetClient* cl = f.client();
+    static const FleetClient::Counters kOff;
+    const auto& k = cl ? cl->counters() : kOff;
+    s.add("portsentry_fleet_pushed_total", {}, "alerts the LAPI accepted", k.pushed);
+    s.add("portsentry_fleet_push_dropped_total", {}, "alerts dropped (queue full, expired, refused)", k.push_dropped);
+    s.add("portsentry_fleet_push_queue", {}, "alerts waiting to be pushed", k.queued);
+    s.add("portsentry_fleet_errors_total", {}, "failed LAPI requests (network, HTTP status) and kernel refusals",
+          k.errors);
+    s.add("portsentry_fleet_failovers_total", {}, "switches to the next lapi_url", k.failovers);
+    s.add("portsentry_fleet_up", {}, "1: the last request reached a LAPI", k.up);
+    s.gauge_fn("portsentry_fleet_lag_seconds", {}, "now - the last successful decisions poll (-1: none yet)",
+               [&k] {
+                   const int64_t last = k.last_poll_ms.load();
+                   if (last == 0) return -1.0;
+                   const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                        std::chrono::system_clock::now().time_since_epoch())
+                                        .count();
+                   return static_cast<double>(now - last) / 1000.0;
+               });
+}
+
 void daemon_metrics(Stats& s, const MetricParts& p) {
     const auto& t = p.loop.timing();
     s.add("portsentry_loop_turns_total", {}, "events handled by the loop", t.turns);
@@ -240,6 +275,14 @@ double value(const std::vector<Sample>& snap, const std::string& key) {
     return 0;
 }
 
+// Every sample of one metric (all label sets).
+uint64_t sum(const std::vector<Sample>& snap, const std::string& name) {
+    double n = 0;
+    for (const auto& m : snap)
+        if (m.name == name) n += m.value;
+    return static_cast<uint64_t>(n);
+}
+
 }  // namespace
 
 void register_metrics(Stats& stats, const MetricParts& p) {
@@ -249,6 +292,7 @@ void register_metrics(Stats& stats, const MetricParts& p) {
     response_metrics(stats, p.responses);
     ban_metrics(stats, p.bans, p.store, p.ruleset);
     daemon_metrics(stats, p);
+    fleet_metrics(stats, p.fleet);
 }
 
 std::string render_status_text(const StatusInfo& i, const std::vector<Sample>& snap) {
@@ -261,8 +305,14 @@ std::string render_status_text(const StatusInfo& i, const std::vector<Sample>& s
     s += fmt::format("steering: {}\n", i.steering);
     uint64_t active = 0;
     for (const auto& m : snap)
-        if (m.name == "portsentry_active_bans") active += static_cast<uint64_t>(m.value);
+        if (m.name == "portsentry_active_bans" && m.key().find("fleet") == std::string::npos)
+            active += static_cast<uint64_t>(m.value);
     s += fmt::format("bans: {} active\n", active);
+    s += fmt::format("fleet: {} decisions in @fleet/@fleet6, {} pulled, {} skipped, {} pushed, {} waiting to push, "
+                     "{} errors\n",
+                     v("portsentry_active_bans{set=\"fleet\"}") + v("portsentry_active_bans{set=\"fleet6\"}"),
+                     v("portsentry_fleet_pulled_total"), sum(snap, "portsentry_fleet_skipped_total"),
+                     v("portsentry_fleet_pushed_total"), v("portsentry_fleet_push_queue"), v("portsentry_fleet_errors_total"));
     s += fmt::format("loop: longest turn {:.1f} ms ({}), {} turns over {} ms\n", d("portsentry_loop_longest_turn_seconds") * 1000,
                      i.longest_turn_what, v("portsentry_loop_slow_turns_total"), Loop::kSlowTurn.count());
     s += fmt::format("packets: {} received, {} verdicts, {} default verdicts, {} malformed\n",

@@ -107,7 +107,7 @@ void ProbePath::flush(const Now& now) {
     for (auto& p : pending_)
         if (p.d.outcome == Outcome::reported && p.d.ban && !defers_ban(p.d)) {
             want.push_back({p.pkt.src, p.d.ban_time, p.pkt.dport, net::to_string(p.pkt.proto),
-                            engine::scan_name(p.d.type, p.pkt.tcp_flags)});
+                            engine::scan_name(p.d.type, p.pkt.tcp_flags), p.d.type == engine::ScanType::tcp_connect});
             of.push_back(&p);
         }
     const auto installed = bans_.ban_detected(want, now.wall);
@@ -161,7 +161,8 @@ void ProbePath::report(Pending& p, const std::string& ban_error, bool defer_ban,
 
 BanManager::Installed ProbePath::ban_now(const actions::Report& rep, const Now& now) {
     const auto installed = bans_.ban_detected({{rep.src, rep.d.ban_time, rep.port, net::to_string(rep.proto),
-                                                engine::scan_name(rep.d.type, rep.tcp_flags)}},
+                                                engine::scan_name(rep.d.type, rep.tcp_flags),
+                                                rep.d.type == engine::ScanType::tcp_connect}},
                                               now.wall);
     // After its KILL_RUN_CMD_FIRST command: the probe's turn is `seen`.
     if (installed.front().error.empty() && rep.seen) observe_ban(*rep.seen, clock_());

@@ -16,6 +16,7 @@
 #include "portsentry/base/error.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
 #include "portsentry/daemon/control.hpp"
+#include "portsentry/daemon/fleet.hpp"
 #include "portsentry/daemon/keepers.hpp"
 #include "portsentry/daemon/loop.hpp"
 #include "portsentry/daemon/metrics.hpp"
@@ -83,6 +84,7 @@ struct Service::Impl final : BanListener, CommandHandler {
     RulesetKeeper ruleset{loop, nft, log};
     BanManager bans;
     StateSaver saver;
+    Fleet fleet;
     std::unique_ptr<actions::Responder> responder;
     std::unique_ptr<ProbePath> probes;
     // After responder and probes: destroyed (stopped and joined) before them.
@@ -107,7 +109,9 @@ struct Service::Impl final : BanListener, CommandHandler {
           engine(engine_settings(*cfg), std::random_device{}() | (uint64_t{std::random_device{}()} << 32)),
           protection(loop, o.no_ruleset ? nullptr : &nft, log),
           bans(store, o.no_ruleset ? nullptr : &nft, *this, ban_settings(*cfg), &protection.current()),
-          saver(store, [this](const std::string& l) { log.write(l); }) {
+          saver(store, [this](const std::string& l) { log.write(l); }),
+          fleet(loop, o.no_ruleset ? nullptr : &nft, store, [this](const std::string& l) { log.write(l); },
+                cfg->state_file) {
         engine.set_protection(&protection.current());
     }
 
@@ -145,6 +149,7 @@ struct Service::Impl final : BanListener, CommandHandler {
     }
     void event(const char* name, nlohmann::ordered_json fields) override { events.emit(name, std::move(fields)); }
     void note(const std::string& line) override { log.write(line); }
+    void detected(const BanRecord& r, bool proven, int64_t now) override { fleet.detected(r, proven, now); }
     void changed(bool soon) override {
         // Every change is journaled by the idle step; one someone waits
         // for is formatted right away.
@@ -153,7 +158,7 @@ struct Service::Impl final : BanListener, CommandHandler {
 
     // CommandHandler
     ControlReply status(bool json) override;
-    ControlReply list(bool json) override { return render_list(store, json, loop.now().wall); }
+    ControlReply list(bool json) override { return render_list(store, json, loop.now().wall, &fleet.store()); }
     ControlReply why(const std::string& addr) override;
     ControlReply ban(const net::Cidr& c, std::optional<std::chrono::seconds> t, const std::string& origin) override {
         auto r = bans.ban(c, origin, t, loop.now().wall);
@@ -162,9 +167,18 @@ struct Service::Impl final : BanListener, CommandHandler {
                                r.time.count() > 0 ? fmt::format(" for {}s", r.time.count()) : " permanently")};
     }
     ControlReply unban(const net::Cidr& c) override {
-        auto r = bans.unban(c, loop.now().wall);
+        const int64_t now = loop.now().wall;
+        const BanRecord* own = store.find(c);
+        const bool pushed = own && own->origin == "detector" && own->active(now);
+        auto r = bans.unban(c, now);
         if (!r.error.empty()) return {1, "error: " + r.error + "\n"};
-        return {0, render_unban(store, c, r.lifted, loop.now().wall)};
+        if (pushed) fleet.unbanned(c);  // the decision this host pushed goes too
+        // Lifting a fleet decision is the LAPI's job.
+        if (auto f = fleet.why(c.addr, now); f && r.lifted.empty())
+            return {1, *f + fmt::format("error: {} is banned by the fleet, not by this host: lift it at the LAPI "
+                                        "(cscli decisions delete --ip {})\n",
+                                        c.to_string(), c.addr.to_string())};
+        return {0, render_unban(store, c, r.lifted, now)};
     }
 };
 
@@ -193,6 +207,7 @@ void Service::Impl::start() {
     for (const auto& w : warnings) log.write("portsentry-nfq: " + w);
     stop_if_asked();
     saver.start();  // from here on every change is journaled
+    fleet.load(loop.now().wall);
     bans.forget_history(loop.now().wall);
     backend = ruleset.choose(cfg->steer);
     protection.start(*cfg);
@@ -204,6 +219,7 @@ void Service::Impl::start() {
     if (!opts.no_ruleset)
         ruleset.watch([this](const char* why) { restore_ruleset(why); },
                       [this](const std::vector<net::IpAddr>& starts, const Now& n) { bans.forget_foreign(starts, n.wall); });
+    fleet.configure(*cfg, &protection.current());
     probes = std::make_unique<ProbePath>(engine, bans, log, events, *cfg);
     worker = std::make_unique<ResponseWorker>(
         loop, *responder, log, [this](const actions::Report& r, const Now& n) { return probes->ban_now(r, n); },
@@ -253,7 +269,8 @@ void Service::Impl::apply_ruleset() {
     if (opts.no_ruleset) return;
     auto spec = kernel::RulesetSpec::from_config(*cfg, backend);
     spec.never = protection.current().prefixes();
-    nft.apply(spec, bans.active_elements(loop.now().wall));
+    nft.apply(spec, bans.active_elements(loop.now().wall), fleet.elements(loop.now().wall));
+    fleet.applied(loop.now().wall);
     ruleset.applied();
 }
 
@@ -350,6 +367,7 @@ void Service::Impl::exit_now(int signo) {
     worker->on_idle({});
     if (drain_fd >= 0) loop.remove(drain_fd);
     saver.save_now();
+    fleet.save_now();
     // The table stays: bans keep dropping, and `bypass` answers probes again.
     log.write(fmt::format("portsentry-nfq: exiting on {}; table inet portsentry and its bans stay in place",
                           signo == SIGTERM ? "SIGTERM" : "SIGINT"));
@@ -362,6 +380,7 @@ void Service::Impl::on_tick() {
     protection.tick(loop.now());
     bans.forget_history(loop.now().wall);
     saver.tick(loop.now().steady);
+    fleet.tick(loop.now());
     ruleset.tick(loop.now());
     stats.sample();
     notifier->status(status_line());
@@ -373,7 +392,7 @@ std::string Service::Impl::status_line() {
     uint64_t bans_now = 0, drops = 0;
     for (const auto& m : stats.snapshot()) {
         const auto k = m.key();
-        if (m.name == "portsentry_active_bans")  // {set="banned"} and {set="banned6"}
+        if (m.name == "portsentry_active_bans" && k.find("fleet") == std::string::npos)  // banned, banned6
             bans_now += static_cast<uint64_t>(m.value);
         else if (k == "portsentry_engine_verdicts_total{verdict=\"drop\"}")
             drops = static_cast<uint64_t>(m.value);
@@ -386,6 +405,7 @@ ControlReply Service::Impl::why(const std::string& addr) {
                         loop.now().wall);
     auto a = net::IpAddr::parse(addr);
     if (!a || r.status != 0) return r;
+    if (auto f = fleet.why(*a, loop.now().wall)) r.text += *f;
     if (cfg->ignore.match(*a) || protection.current().match(*a)) return r;  // the engine never tracks them
     auto info = engine.source_info(*a, loop.now().steady);
     if (!info) {
@@ -423,7 +443,7 @@ void Service::Impl::register_all_metrics() {
     Stats fresh;
     register_metrics(fresh,
                      MetricParts{engine, *source, *responder, *worker, log, events, bans, saver, loop, ruleset, *probes, store,
-                                 protection, tripwires->size(), cfg->queue_num, backend});
+                                 protection, fleet, tripwires->size(), cfg->queue_num, backend});
     stats.adopt(std::move(fresh));
 }
 
@@ -503,6 +523,11 @@ ControlReply Service::Impl::reload() {
     engine.reconfigure(engine_settings(*cfg));
     worker->reconfigure(*cfg);
     worker->reopen();
+    try {
+        fleet.configure(*cfg, &protection.current());
+    } catch (const std::exception& e) {
+        log.write(fmt::format("portsentry-nfq: reload: fleet off: {}", e.what()));
+    }
     probes->reconfigure(*cfg);
     events.open(cfg->json_log);
     tripwires->reconcile(*cfg);

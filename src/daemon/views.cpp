@@ -12,7 +12,9 @@ namespace {
 const char* plural(size_t n) { return n == 1 ? "" : "s"; }
 }  // namespace
 
-ControlReply render_list(const BanStore& store, bool json, int64_t now) {
+ControlReply render_list(const BanStore& store, bool json, int64_t now, const BanStore* fleet) {
+    // Fleet entries (origin "fleet") keep the decision's origin and scenario
+    // in last_proto / last_type (daemon/fleet.cpp).
     if (json) {
         nlohmann::ordered_json a = nlohmann::ordered_json::array();
         for (const auto& [p, r] : store.records()) {
@@ -21,6 +23,13 @@ ControlReply render_list(const BanStore& store, bool json, int64_t now) {
                          {"last_seen", r.last_seen}, {"expires", r.expires}, {"count", r.count},
                          {"last_port", r.last_port}, {"last_proto", r.last_proto}});
         }
+        if (fleet)
+            for (const auto& [p, r] : fleet->records()) {
+                if (!r.active(now)) continue;
+                a.push_back({{"prefix", p.to_string()}, {"origin", "fleet"}, {"first_seen", r.first_seen},
+                         {"last_seen", r.last_seen}, {"expires", r.expires}, {"decision_origin", r.last_proto},
+                         {"scenario", r.last_type}});
+            }
         // Origins and scan names are free text from the state file.
         return {0, a.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n"};
     }
@@ -30,6 +39,12 @@ ControlReply render_list(const BanStore& store, bool json, int64_t now) {
         s += fmt::format("{:<40} {:<9} {:>5} {:<25} {}\n", p.to_string(), r.origin, r.count, format_epoch(r.expires),
                          r.last_port ? fmt::format("{}/{} {}", r.last_proto, r.last_port, r.last_type) : "-");
     }
+    if (fleet)
+        for (const auto& [p, r] : fleet->records()) {
+            if (!r.active(now)) continue;
+            s += fmt::format("{:<40} {:<9} {:>5} {:<25} crowdsec {} {}\n", p.to_string(), "fleet", "-",
+                             format_epoch(r.expires), r.last_proto, r.last_type);
+        }
     return {0, s};
 }
 

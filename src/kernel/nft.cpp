@@ -252,8 +252,8 @@ std::vector<Backend> Nft::probe_backends() {
     return ok;
 }
 
-void Nft::apply(const RulesetSpec& spec, const std::vector<BanElement>& bans) {
-    auto b = detail::build_apply(spec, bans, impl_->seq, true);
+void Nft::apply(const RulesetSpec& spec, const std::vector<BanElement>& bans, const std::vector<BanElement>& fleet) {
+    auto b = detail::build_apply(spec, bans, impl_->seq, true, fleet);
     impl_->run(b);
     impl_->applied_rules = detail::rule_count(spec);
 }

@@ -363,6 +363,12 @@ RulesetDef describe(const RulesetSpec& spec) {
     add_set("tcp_watched", kTypeInetService, 2, "inet_service", NFT_SET_INTERVAL,
             "ports steered to the daemon (classic list, or advanced range minus excludes)");
     add_set("udp_watched", kTypeInetService, 2, "inet_service", NFT_SET_INTERVAL, "");
+    // The fleet's decisions (CrowdSec LAPI): their own pair, so they never
+    // touch a local ban; sized by crowdsec.fleet_set_size.
+    add_set("fleet", kTypeIpAddr, 4, "ipv4_addr", NFT_SET_INTERVAL | NFT_SET_TIMEOUT,
+            "CrowdSec decisions pulled from the LAPI: dropped at prerouting").size = spec.fleet_set_size;
+    add_set("fleet6", kTypeIp6Addr, 16, "ipv6_addr", NFT_SET_INTERVAL | NFT_SET_TIMEOUT, "").size =
+        spec.fleet_set_size;
 
     auto fill_cidrs = [&](const std::string& v4, const std::string& v6, const std::vector<net::Cidr>& cidrs) {
         std::vector<BanElement> els;
@@ -409,6 +415,8 @@ RulesetDef describe(const RulesetSpec& spec) {
     d.rules.push_back(rule("prerouting", "ip6 saddr @never6 accept", {saddr_in(set_named(S, "never6"), true), accept}));
     d.rules.push_back(rule("prerouting", "ip saddr @banned drop", {saddr_in(set_named(S, "banned"), false), drop}));
     d.rules.push_back(rule("prerouting", "ip6 saddr @banned6 drop", {saddr_in(set_named(S, "banned6"), true), drop}));
+    d.rules.push_back(rule("prerouting", "ip saddr @fleet drop", {saddr_in(set_named(S, "fleet"), false), drop}));
+    d.rules.push_back(rule("prerouting", "ip6 saddr @fleet6 drop", {saddr_in(set_named(S, "fleet6"), true), drop}));
 
     // Stealth probes (FIN, NULL, XMAS) are ct state invalid: only established
     // and related are accepted here, so invalid and new both go on.
@@ -707,7 +715,8 @@ void add_ban_msgs(Batch& b, const std::vector<BanElement>& bans, const BanSets& 
 
 }  // namespace
 
-Batch build_apply(const RulesetSpec& spec, const std::vector<BanElement>& bans, uint32_t first_seq, bool commit) {
+Batch build_apply(const RulesetSpec& spec, const std::vector<BanElement>& bans, uint32_t first_seq, bool commit,
+                  const std::vector<BanElement>& fleet) {
     RulesetDef d = describe(spec);
     Batch b(first_seq);
     b.begin();
@@ -733,6 +742,11 @@ Batch build_apply(const RulesetSpec& spec, const std::vector<BanElement>& bans, 
     const SplitBans sb = split_bans(bans);
     add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned", 1, sb.iv[0], sb.text_of(0), kElemsPerMsg);
     add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "banned6", 2, sb.iv[1], sb.text_of(1), kElemsPerMsg);
+    const SplitBans fb = split_bans(fleet);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "fleet", set_named(d.sets, "fleet").id, fb.iv[0], fb.text_of(0),
+                  kElemsPerMsg);
+    add_elem_msgs(b, NFT_MSG_NEWSETELEM, kTable, "fleet6", set_named(d.sets, "fleet6").id, fb.iv[1], fb.text_of(1),
+                  kElemsPerMsg);
     for (auto& c : d.chains) add_chain_msg(b, kTable, c);
     size_t idx = 0;
     std::string last_chain;

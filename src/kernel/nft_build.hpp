@@ -154,9 +154,10 @@ inline constexpr size_t kElemsPerMsg = 256;
 inline constexpr uint32_t kNeverSetSize = 65536;
 
 // Replace `table inet portsentry` (add; delete; add) with sets, elements,
-// chains and rules. `commit` false: validation only.
+// chains and rules; `bans` into banned/banned6, `fleet` into fleet/fleet6.
+// `commit` false: validation only.
 Batch build_apply(const RulesetSpec& spec, const std::vector<BanElement>& bans,
-                  uint32_t first_seq, bool commit);
+                  uint32_t first_seq, bool commit, const std::vector<BanElement>& fleet = {});
 // A throwaway table with one base chain and one steering rule, never committed.
 Batch build_probe(Backend b, const std::string& table, uint32_t first_seq);
 Batch build_add_bans(const std::vector<BanElement>& bans, uint32_t first_seq, const BanSets& sets = kBannedSets);

@@ -42,6 +42,7 @@ RulesetSpec RulesetSpec::from_config(const config::Config& c, Backend b) {
     s.queue_num = c.queue_num;
     s.nflog_group = c.nflog_group;
     s.set_size = c.ban_set_size;
+    s.fleet_set_size = c.crowdsec.fleet_set_size;
     s.ignore = c.ignore.entries();
     // nflog has no inline verdict, so the rule decides: drop when this
     // protocol blocks (BLOCK_* 1 or 2) and this is not a dry run.

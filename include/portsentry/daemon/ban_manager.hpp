@@ -41,6 +41,9 @@ public:
     virtual void forgotten(const net::IpAddr& a) { (void)a; }
     virtual void event(const char* name, nlohmann::ordered_json fields) { (void)name, (void)fields; }
     virtual void note(const std::string& line) { (void)line; }  // a log line
+    // A detector ban is in the table (a host, or a /64 aggregation);
+    // `proven`: its source completed a handshake (classic TCP tripwire).
+    virtual void detected(const BanRecord& r, bool proven, int64_t now) { (void)r, (void)proven, (void)now; }
     // The table changed; `soon`: someone waits for it on disk (admin, fail2ban).
     virtual void changed(bool soon) { (void)soon; }
 };
@@ -68,6 +71,7 @@ public:
         uint16_t port = 0;
         std::string proto;             // "TCP" / "UDP"
         std::string type;              // scan name
+        bool proven = false;           // a completed handshake (classic TCP tripwire)
     };
     struct Installed {
         std::chrono::seconds time{0};  // after escalation; 0 = permanent

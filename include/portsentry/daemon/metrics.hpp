@@ -12,6 +12,7 @@
 #include "portsentry/actions/responder.hpp"
 #include "portsentry/daemon/responses.hpp"
 #include "portsentry/daemon/ban_manager.hpp"
+#include "portsentry/daemon/fleet.hpp"
 #include "portsentry/daemon/keepers.hpp"
 #include "portsentry/daemon/loop.hpp"
 #include "portsentry/daemon/probe_path.hpp"
@@ -39,6 +40,7 @@ struct MetricParts {
     const ProbePath& probes;
     const BanStore& store;
     const ProtectionKeeper& protection;
+    const Fleet& fleet;
     size_t tripwires;
     uint16_t queue_num;
     kernel::Backend backend;

@@ -17,7 +17,8 @@
 
 namespace portsentry::daemon {
 
-ControlReply render_list(const BanStore& store, bool json, int64_t now);
+// `fleet`: the fleet's table (daemon/fleet.cpp), listed after the bans, marked "fleet".
+ControlReply render_list(const BanStore& store, bool json, int64_t now, const BanStore* fleet = nullptr);
 
 // What `why` needs besides the table.
 struct WhyContext {

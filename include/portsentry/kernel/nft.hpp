@@ -41,6 +41,7 @@ struct RulesetSpec {
     // and each protocol gets its own nflog rule); nullopt = `nflog_drop` for both.
     std::optional<bool> nflog_drop_udp;
     uint32_t set_size = 65536;         // banned / banned6 / never sets
+    uint32_t fleet_set_size = 65536;   // fleet / fleet6 (crowdsec.fleet_set_size)
     std::vector<net::Cidr> ignore;     // -> ignore / ignore6 sets
     std::vector<net::Cidr> never;      // -> never / never6 sets (protected addresses)
 
@@ -76,6 +77,8 @@ struct BanSets {
     const char* v6;
 };
 inline constexpr BanSets kBannedSets{"banned", "banned6"};
+// Decisions pulled from CrowdSec's LAPI (daemon/fleet.cpp), dropped like bans.
+inline constexpr BanSets kFleetSets{"fleet", "fleet6"};
 
 // An element the kernel would not take (set full: ENFILE; overlaps an
 // interval already there: EEXIST; no table: ENOENT), with the kernel's words.
@@ -116,7 +119,8 @@ public:
     // Create or replace `table inet portsentry` in ONE batch: delete (if present)
     // + add table, sets, chains, rules, and the given bans. Throws
     // std::runtime_error with the kernel's errno text and the failing object.
-    void apply(const RulesetSpec& spec, const std::vector<BanElement>& bans = {});
+    void apply(const RulesetSpec& spec, const std::vector<BanElement>& bans = {},
+               const std::vector<BanElement>& fleet = {});
     // The same batch without its commit: the kernel validates everything
     // (modules, expressions, set sizes) and changes nothing (`--check`).
     void check(const RulesetSpec& spec);

@@ -242,6 +242,7 @@ TEST(Metrics, EveryRegisteredMetricAppearsInStatusAndStatusJson) {
         loop, responder, log, [](const actions::Report&, const daemon::Now&) { return daemon::BanManager::Installed{}; },
         [](const daemon::ResponseWorker::Done&, const daemon::Now&) {});
     kernel::ReplaySource source(std::vector<kernel::ReplayPacket>{});
+    daemon::Fleet fleet(loop, nullptr, store, [](const std::string&) {}, store.path());
     // The nftables monitor's figures are registered when it runs (a
     // netlink subscription; if it cannot open, the daemon runs without it).
     ruleset.watch([](const char*) {}, [](const std::vector<net::IpAddr>&, const daemon::Now&) {});
@@ -254,7 +255,7 @@ TEST(Metrics, EveryRegisteredMetricAppearsInStatusAndStatusJson) {
         SCOPED_TRACE(kernel::to_string(backend));
         Stats stats;
         daemon::register_metrics(stats, daemon::MetricParts{engine, source, responder, worker, log, events, bans, saver, loop,
-                                                            ruleset, probes, store, protection, 3, 0, backend});
+                                                            ruleset, probes, store, protection, fleet, 3, 0, backend});
         stats.sample();
         const auto snap = stats.snapshot();
         ASSERT_GT(snap.size(), 50u);
