@@ -100,7 +100,13 @@ void for_each_line(std::string_view text, F&& f) {
         pos = nl + 1;
     }
 }
-std::string_view trim(std::string_view s);
+std::string_view trim(std::string_view s);  // blanks and CR only (line-oriented inputs)
+
+// Value text helpers of the key table (values.cpp).
+std::string lower(std::string_view s);
+std::string_view trim_space(std::string_view s);  // everything isspace() on both ends
+// Strict unsigned decimal: digits only, no sign, no overflow.
+std::optional<uint64_t> parse_uint(std::string_view s);
 
 // One ignore file into `out`; problems go to diags (at most kKeepDiagnostics,
 // the rest counted in dropped). False when the file does not exist.
