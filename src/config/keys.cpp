@@ -221,7 +221,66 @@ const KeyInfo kKeys[] = {
      "bind it to loopback or firewall it. A listen address that cannot be bound stops the "
      "start; SIGHUP rebinds. IPv6 needs a civetweb built with it (Debian 12's is not). \"\" = off.",
      PS_FIELD(metrics.listen)},
+    // ---- crowdsec: the fleet on CrowdSec's LAPI (YAML only) ---------------
+    {"crowdsec.lapi_url", "", ValueKind::url_list, "\"\"", nullptr, 0, 0, false,
+     "The fleet: the URL of a CrowdSec Local API (LAPI), http:// or https://, e.g. "
+     "\"http://192.0.2.1:8080\"; a list of URLs fails over in order. This host's detector "
+     "bans are pushed to it as alerts (push) and the ban decisions of the whole fleet are "
+     "pulled into the kernel sets @fleet/@fleet6 (pull), so an address one host caught "
+     "scanning is dropped by all. The fleet needs this native YAML format: --import-legacy "
+     "converts a portsentry.conf. \"\" or [] = off.",
+     PS_FIELD(crowdsec.lapi_url)},
+    {"crowdsec.machine_id", "", ValueKind::text, "\"\"", nullptr, 0, 0, false,
+     "Watcher login used to push: a machine name registered on the LAPI host with "
+     "`cscli machines add NAME --password ...`. Needed when push is on.",
+     PS_FIELD(crowdsec.machine_id)},
+    {"crowdsec.password_file", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
+     "File holding the watcher's password alone on its first line (surrounding blanks "
+     "ignored). It must be a regular file of mode 0600 or stricter (no access for group or "
+     "others); it is checked at every load and never logged. Needed when push is on.",
+     PS_FIELD(crowdsec.password_file)},
+    {"crowdsec.bouncer_key_file", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
+     "File holding a bouncer API key (`cscli bouncers add NAME` prints one) alone on its "
+     "first line, mode 0600 as for password_file. Needed when pull is on. Give each host "
+     "its own key: the LAPI keeps one stream position per key.",
+     PS_FIELD(crowdsec.bouncer_key_file)},
+    {"crowdsec.ca_file", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
+     "PEM file of the CA that signed an https LAPI's certificate, when the system does not "
+     "already trust it; must be readable. \"\" = the system's CAs.",
+     PS_FIELD(crowdsec.ca_file)},
+    {"crowdsec.push", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Send this host's detector bans to the LAPI as alerts (scenario portsentry/portscan; "
+     "an IPv6 /64 as a range), batched at most every poll_interval. Bans made by an admin, "
+     "by fail2ban or by the fleet are never pushed.",
+     PS_FIELD(crowdsec.push)},
+    {"crowdsec.push_only_proven", "", ValueKind::flag, "false", nullptr, 0, 0, false,
+     "Push only handshake-proven bans (classic-mode TCP tripwires). A probe that is not a "
+     "completed handshake can carry a spoofed source: an attacker can make this host ban "
+     "addresses of their choosing (within the ban-rate caps), and the fleet then bans them "
+     "on every host. true closes that door; the default false pushes every detector ban, "
+     "because SYN scans (stealth and advanced modes) never complete a handshake.",
+     PS_FIELD(crowdsec.push_only_proven)},
+    {"crowdsec.pull", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Apply the LAPI's ban decisions on IP addresses and ranges (from this fleet, cscli or "
+     "any other watcher) in the kernel sets @fleet/@fleet6. Protected and ignored addresses "
+     "are never applied.",
+     PS_FIELD(crowdsec.pull)},
+    {"crowdsec.poll_interval", "", ValueKind::duration_ms, "1s", nullptr, 10, 3'600'000, false,
+     "How often the decision stream is polled, and the longest a push waits to be batched: "
+     "lower protects the fleet sooner and costs the LAPI more requests.",
+     PS_FIELD(crowdsec.poll_interval)},
+    {"crowdsec.resync_interval", "", ValueKind::duration, "5m", nullptr, 30, kDay, false,
+     "How often the whole decision list is fetched again (startup=true) and the fleet sets "
+     "reconciled with it, which repairs changes the stream missed.",
+     PS_FIELD(crowdsec.resync_interval)},
+    {"crowdsec.fleet_set_size", "", ValueKind::integer, "65536", nullptr, 1, 16'777'216, false,
+     "Maximum number of decisions in each fleet set (@fleet, @fleet6: the nft set size). "
+     "Decisions beyond it are skipped and counted.",
+     PS_FIELD(crowdsec.fleet_set_size)},
 };
+
+// FieldRef has no uint32_t* of its own: it is unsigned* (fleet_set_size, ban_set_size).
+static_assert(std::is_same_v<uint32_t, unsigned>);
 
 #undef PS_FIELD
 
@@ -313,8 +372,20 @@ std::string expected_text(const KeyInfo& k, Syntax syn) {
                            format_duration(std::chrono::seconds(k.max)));
     case ValueKind::mode: return "off, classic, stealth or advanced";
     case ValueKind::steer: return "auto, queue, xt-queue or nflog";
+    case ValueKind::url_list:
+        return "an http:// or https:// URL, e.g. \"http://192.0.2.1:8080\", a list of them, or \"\" (off)";
+    case ValueKind::duration_ms:
+        return fmt::format("a duration like 100ms, 1s, 1s500ms, 2m or a number of seconds, from {} to {}",
+                           format_duration_ms(std::chrono::milliseconds(k.min)),
+                           format_duration_ms(std::chrono::milliseconds(k.max)));
     }
     return "a value";
+}
+
+std::optional<std::string> url_item_error(const KeyInfo& k, std::string_view url, Syntax syn) {
+    std::string why;
+    if (parse_lapi_url(url, &why)) return std::nullopt;
+    return fmt::format("'{}': {}: expected {}", url, why, expected_text(k, syn));
 }
 
 std::optional<std::string> set_value(const KeyInfo& k, Config& c, std::string_view text, Syntax syn) {
@@ -393,6 +464,26 @@ std::optional<std::string> set_value(const KeyInfo& k, Config& c, std::string_vi
         *field_as<Steer>(k, c) = *s;
         return std::nullopt;
     }
+    case ValueKind::url_list: {
+        // A single value: one URL, or "" for none. A YAML sequence is read
+        // item by item by the YAML reader (url_item_error).
+        auto& urls = *field_as<std::vector<std::string>>(k, c);
+        if (text.empty()) {
+            urls.clear();
+            return std::nullopt;
+        }
+        if (auto e = url_item_error(k, text, syn)) return e;
+        urls.assign(1, std::string(text));
+        return std::nullopt;
+    }
+    case ValueKind::duration_ms: {
+        auto d = parse_duration_ms(text);
+        if (!d) return bad(fmt::format("'{}' is not a duration", text));
+        if (static_cast<uint64_t>(d->count()) < k.min || static_cast<uint64_t>(d->count()) > k.max)
+            return bad(fmt::format("{} is out of range", text));
+        *field_as<std::chrono::milliseconds>(k, c) = *d;
+        return std::nullopt;
+    }
     }
     return std::string("internal error: unhandled kind");
 }
@@ -413,6 +504,15 @@ std::string format_value(const KeyInfo& k, const Config& cc) {
     case ValueKind::duration: return format_duration(*field_as<std::chrono::seconds>(k, c));
     case ValueKind::mode: return to_string(*field_as<Mode>(k, c));
     case ValueKind::steer: return to_string(*field_as<Steer>(k, c));
+    case ValueKind::url_list: {
+        const auto& urls = *field_as<std::vector<std::string>>(k, c);
+        if (urls.empty()) return "\"\"";
+        if (urls.size() == 1) return quote(urls.front());
+        std::string out;
+        for (const auto& u : urls) out += (out.empty() ? "[" : ", ") + quote(u);
+        return out + "]";
+    }
+    case ValueKind::duration_ms: return format_duration_ms(*field_as<std::chrono::milliseconds>(k, c));
     }
     return "";
 }

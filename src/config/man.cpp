@@ -45,6 +45,10 @@ std::string kind_text(const KeyInfo& k) {
                            format_duration(std::chrono::seconds(k.max)));
     case ValueKind::mode: return "off, classic, stealth or advanced";
     case ValueKind::steer: return "auto, queue, xt\\-queue or nflog";
+    case ValueKind::url_list: return "URL or list of URLs (http:// or https://)";
+    case ValueKind::duration_ms:
+        return fmt::format("Duration from {} to {}", format_duration_ms(std::chrono::milliseconds(k.min)),
+                           format_duration_ms(std::chrono::milliseconds(k.max)));
     }
     return "Value";
 }
@@ -54,6 +58,7 @@ std::string section_title(std::string_view sec) {
     if (sec == "udp") return "UDP (section udp:)";
     if (sec == "protect") return "Never-ban sources (section protect:)";
     if (sec == "metrics") return "Metrics endpoint (section metrics:)";
+    if (sec == "crowdsec") return "Fleet on CrowdSec's Local API (section crowdsec:)";
     return "Top level";
 }
 

@@ -175,6 +175,120 @@ std::string format_duration(std::chrono::seconds s) {
     return fmt::format("{}s", v);
 }
 
+std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_view text) {
+    text = trim(text);
+    if (text.empty()) return std::nullopt;
+    constexpr uint64_t kMax = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    if (auto plain = parse_uint(text)) {  // plain seconds, as for the other durations
+        if (*plain > kMax / 1000) return std::nullopt;
+        return std::chrono::milliseconds(static_cast<int64_t>(*plain * 1000));
+    }
+    static constexpr std::array<std::pair<std::string_view, uint64_t>, 5> units{
+        {{"d", 86'400'000}, {"h", 3'600'000}, {"m", 60'000}, {"s", 1000}, {"ms", 1}}};
+    uint64_t total = 0;
+    int last_unit = -1;
+    size_t i = 0;
+    while (i < text.size()) {
+        size_t j = i;
+        while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
+        size_t k = j;
+        while (k < text.size() && std::isalpha(static_cast<unsigned char>(text[k]))) ++k;
+        if (j == i || k == j) return std::nullopt;
+        auto n = parse_uint(text.substr(i, j - i));
+        if (!n) return std::nullopt;
+        const std::string unit = lower(text.substr(j, k - j));
+        int u = -1;
+        for (int x = 0; x < static_cast<int>(units.size()); ++x)
+            if (units[x].first == unit) u = x;
+        // Largest first, each once: "1s500ms", not "500ms1s".
+        if (u < 0 || u <= last_unit) return std::nullopt;
+        last_unit = u;
+        const uint64_t mul = units[u].second;
+        if (*n > (kMax - total) / mul) return std::nullopt;
+        total += *n * mul;
+        i = k;
+    }
+    return std::chrono::milliseconds(static_cast<int64_t>(total));
+}
+
+std::string format_duration_ms(std::chrono::milliseconds ms) {
+    const int64_t v = ms.count();
+    if (v == 0) return "0";
+    if (v % 1000 != 0) return fmt::format("{}ms", v);
+    return format_duration(std::chrono::seconds(v / 1000));
+}
+
+std::optional<LapiUrl> parse_lapi_url(std::string_view text, std::string* error) {
+    auto fail = [&](std::string why) -> std::optional<LapiUrl> {
+        if (error) *error = std::move(why);
+        return std::nullopt;
+    };
+    if (text.empty()) return fail("empty URL");
+    if (text.find(',') != std::string_view::npos)
+        return fail("a comma in the URL: give several URLs as a YAML list, e.g. "
+                    "[\"http://192.0.2.1:8080\", \"http://192.0.2.2:8080\"]");
+    for (char ch : text) {
+        const auto u = static_cast<unsigned char>(ch);
+        if (std::isspace(u)) return fail("a blank in the URL (several URLs go in a YAML list)");
+        if (u < 0x20 || u == 0x7f) return fail(fmt::format("control character 0x{:02x} in the URL", u));
+    }
+    LapiUrl url;
+    const auto sep = text.find("://");
+    if (sep == std::string_view::npos) return fail("no http:// or https:// in front");
+    const std::string scheme = lower(text.substr(0, sep));
+    if (scheme != "http" && scheme != "https")
+        return fail(fmt::format("scheme '{}' is not http or https", text.substr(0, sep)));
+    url.https = scheme == "https";
+    std::string_view rest = text.substr(sep + 3);
+    if (rest.find('?') != std::string_view::npos) return fail("a query (?...) in the URL: give the LAPI's base URL");
+    if (rest.find('#') != std::string_view::npos) return fail("a fragment (#...) in the URL: give the LAPI's base URL");
+    const auto slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    if (slash != std::string_view::npos) url.path = std::string(rest.substr(slash));
+    if (authority.find('@') != std::string_view::npos)
+        return fail("user@ in the URL: the credentials go in crowdsec.password_file and crowdsec.bouncer_key_file");
+    if (authority.empty()) return fail("no host after the scheme");
+    std::string_view host, port;
+    bool has_port = false;
+    if (authority.front() == '[') {
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) return fail("'[' without ']'");
+        host = authority.substr(1, close - 1);
+        auto a = net::IpAddr::parse(host);
+        if (!a || !a->is_v6()) return fail(fmt::format("'{}' in brackets is not an IPv6 address", host));
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') return fail("text after the ']': expected :PORT or nothing");
+            has_port = true;
+            port = after.substr(1);
+        }
+    } else {
+        const auto colon = authority.find(':');
+        host = authority.substr(0, colon);
+        if (colon != std::string_view::npos) {
+            port = authority.substr(colon + 1);
+            has_port = true;
+            if (port.find(':') != std::string_view::npos)
+                return fail("an IPv6 address must be written in brackets, e.g. http://[2001:db8::1]:8080");
+        }
+        if (host.empty()) return fail("no host before the port");
+        for (char ch : host) {
+            const auto u = static_cast<unsigned char>(ch);
+            if (!std::isalnum(u) && ch != '-' && ch != '.' && ch != '_')
+                return fail(fmt::format("'{}' is not a host name or address", host));
+        }
+    }
+    url.host = std::string(host);
+    if (has_port) {
+        auto p = parse_uint(port);
+        if (!p || *p < 1 || *p > 65535) return fail(fmt::format("'{}' is not a port 1-65535", port));
+        url.port = static_cast<uint16_t>(*p);
+    } else {
+        url.port = url.https ? 443 : 80;
+    }
+    return url;
+}
+
 std::optional<std::string> find_shell_syntax(std::string_view cmd) {
     // Longest tokens first so "&&" is reported rather than "&".
     static constexpr std::array<std::string_view, 10> tokens{"&&", "||", "$(", "|", ";", "&",
