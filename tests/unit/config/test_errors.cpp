@@ -343,3 +343,30 @@ TEST(LegacyErrors, FleetNeedsYaml) {
     // A legacy portsentry.conf has no fleet keys: --import-legacy converts it.
     EXPECT_THAT(legacy_errors("CROWDSEC_LAPI_URL=\"http://192.0.2.1:8080\"\n"), ElementsAre(HasSubstr("t.conf:3:")));
 }
+
+// What the fleet needs once crowdsec.lapi_url is set: at the key's own line
+// when it is written, else at lapi_url's.
+TEST(YamlErrors, CrowdsecNeedsItsCredentials) {
+    const std::string url = "# fleet\ncrowdsec:\n  lapi_url: http://192.0.2.1:8080\n";
+    EXPECT_THAT(
+        yaml_errors(url),
+        ElementsAre("x.yaml:3: crowdsec.push needs crowdsec.machine_id: the watcher's login (cscli machines add NAME "
+                    "--password ...), or set crowdsec.push to false",
+                    "x.yaml:3: crowdsec.push needs crowdsec.password_file: a file of mode 0600 with the watcher's "
+                    "password on its first line, or set crowdsec.push to false",
+                    "x.yaml:3: crowdsec.pull needs crowdsec.bouncer_key_file: a file of mode 0600 with a bouncer API "
+                    "key (cscli bouncers add NAME) on its first line, or set crowdsec.pull to false"));
+    EXPECT_THAT(yaml_errors(url + "  push: false\n  bouncer_key_file: \"\"\n"),
+                ElementsAre(HasSubstr("x.yaml:5: crowdsec.pull needs crowdsec.bouncer_key_file")));
+    EXPECT_THAT(yaml_errors(url + "  pull: false\n  machine_id: \"\"\n"),
+                ElementsAre(HasSubstr("x.yaml:3: crowdsec.push needs crowdsec.password_file"),  // in line order
+                            HasSubstr("x.yaml:5: crowdsec.push needs crowdsec.machine_id")));
+    EXPECT_THAT(yaml_errors(url + "  push: false\n  pull: false\n"),
+                ElementsAre("x.yaml:5: crowdsec.push and crowdsec.pull are both false: the fleet would neither send "
+                            "nor receive a ban: set one of them to true, or crowdsec.lapi_url to \"\" (off)"));
+    // Off: nothing is needed, whatever else the section says.
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_url: []\n  push: false\n  pull: false\n"), ElementsAre());
+    // A refused URL gets no follow-ups.
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_url: http//192.0.2.1\n"),
+                ElementsAre(HasSubstr("x.yaml:2: crowdsec.lapi_url: 'http//192.0.2.1': no http:// or https://")));
+}

@@ -29,6 +29,13 @@ pc::LoadOptions no_ignore() {
     return o;
 }
 
+// Readers only: the fleet's secret files are not there (test_secret.cpp has them).
+pc::LoadOptions no_files() {
+    pc::LoadOptions o = no_ignore();
+    o.check_fleet_files = false;
+    return o;
+}
+
 std::string read(const std::string& path) {
     FILE* f = std::fopen(path.c_str(), "r");
     if (!f) return {};
@@ -219,7 +226,7 @@ TEST(Yaml, CrowdsecSectionInEverySpelling) {
     auto c = pc::parse_yaml("crowdsec:\n  lapi_url: http://192.0.2.1:8080\n" + creds +
                                 "  ca_file: ca.pem\n  push: false\n  push_only_proven: yes\n  pull: on\n"
                                 "  poll_interval: 100ms\n  resync_interval: 1h\n  fleet_set_size: 1024\n",
-                            "/etc/portsentry/portsentry.yaml", no_ignore());
+                            "/etc/portsentry/portsentry.yaml", no_files());
     EXPECT_EQ(c.crowdsec.lapi_url, std::vector<std::string>{"http://192.0.2.1:8080"});
     EXPECT_EQ(c.crowdsec.machine_id, "web-1");
     EXPECT_EQ(c.crowdsec.password_file, "/etc/portsentry/pw");  // relative to the config, as every path
@@ -235,17 +242,17 @@ TEST(Yaml, CrowdsecSectionInEverySpelling) {
     const std::vector<std::string> two{"http://192.0.2.1:8080", "https://[2001:db8::2]:8080/"};
     c = pc::parse_yaml("crowdsec:\n  lapi_url:\n    - http://192.0.2.1:8080\n    - \"https://[2001:db8::2]:8080/\"\n" +
                            creds,
-                       "x.yaml", no_ignore());
+                       "x.yaml", no_files());
     EXPECT_EQ(c.crowdsec.lapi_url, two);
     c = pc::parse_yaml("crowdsec:\n  lapi_url: [http://192.0.2.1:8080, \"https://[2001:db8::2]:8080/\"]\n" + creds,
-                       "x.yaml", no_ignore());
+                       "x.yaml", no_files());
     EXPECT_EQ(c.crowdsec.lapi_url, two);
     for (const char* off : {"lapi_url: \"\"", "lapi_url: []", "lapi_url:", "lapi_url: ~"}) {
-        c = pc::parse_yaml(std::string("crowdsec:\n  ") + off + "\n", "x.yaml", no_ignore());
+        c = pc::parse_yaml(std::string("crowdsec:\n  ") + off + "\n", "x.yaml", no_files());
         EXPECT_FALSE(c.crowdsec.enabled()) << off;
     }
     // Off by default, and the defaults are Config{}'s.
-    c = pc::parse_yaml("crowdsec:\n  push: true\n", "x.yaml", no_ignore());
+    c = pc::parse_yaml("crowdsec:\n  push: true\n", "x.yaml", no_files());
     EXPECT_EQ(c.crowdsec, pc::Config{}.crowdsec);
 }
 
@@ -265,10 +272,10 @@ TEST(Yaml, CrowdsecRoundTripsThroughToYaml) {
     EXPECT_NE(y.find("\ncrowdsec:\n"), std::string::npos);
     EXPECT_NE(y.find("  lapi_url: [\"http://192.0.2.1:8080\", \"https://lapi.example.org/\"]\n"), std::string::npos);
     EXPECT_NE(y.find("  poll_interval: 1500ms\n"), std::string::npos);
-    auto back = pc::parse_yaml(y, "x.yaml", no_ignore());
+    auto back = pc::parse_yaml(y, "x.yaml", no_files());
     EXPECT_EQ(back.crowdsec, c.crowdsec);
     EXPECT_TRUE(pc::same_settings(back, c));
     c.crowdsec.lapi_url = {"http://192.0.2.1:8080"};  // one URL: a plain string
     EXPECT_NE(pc::to_yaml(c).find("  lapi_url: \"http://192.0.2.1:8080\"\n"), std::string::npos);
-    EXPECT_EQ(pc::parse_yaml(pc::to_yaml(c), "x.yaml", no_ignore()).crowdsec, c.crowdsec);
+    EXPECT_EQ(pc::parse_yaml(pc::to_yaml(c), "x.yaml", no_files()).crowdsec, c.crowdsec);
 }
