@@ -67,6 +67,15 @@ bool apply_mode_flags(ParseState& st, const std::vector<std::string>& flags);
 // Legacy: TCP_MODE/UDP_MODE from the defaults file (Debian's /etc/default/portsentry).
 void apply_defaults_file(ParseState& st, const std::string& path);
 
+// secret.cpp, for validation. A secret file's problem as "PATH: why"
+// (secret_file_problem), the secret into *secret when there is none.
+// unreadable_ok: EACCES is no problem (a --check run by a user other than
+// root, who runs the daemon); a mode with group/other bits still is.
+std::optional<std::string> secret_problem(const std::string& path, bool unreadable_ok, std::string* secret);
+// "PATH: why" when `path` cannot be opened for reading or is not a regular
+// file (crowdsec.ca_file).
+std::optional<std::string> readable_file_problem(const std::string& path, bool unreadable_ok);
+
 // Resolve relative paths, cross-check keys, load ignore files; throws
 // ConfigError with every diagnostic if anything was wrong.
 Config finish(ParseState st, const LoadOptions& opts);
@@ -100,7 +109,13 @@ void for_each_line(std::string_view text, F&& f) {
         pos = nl + 1;
     }
 }
-std::string_view trim(std::string_view s);
+std::string_view trim(std::string_view s);  // blanks and CR only (line-oriented inputs)
+
+// Value text helpers of the key table (values.cpp).
+std::string lower(std::string_view s);
+std::string_view trim_space(std::string_view s);  // everything isspace() on both ends
+// Strict unsigned decimal: digits only, no sign, no overflow.
+std::optional<uint64_t> parse_uint(std::string_view s);
 
 // One ignore file into `out`; problems go to diags (at most kKeepDiagnostics,
 // the rest counted in dropped). False when the file does not exist.

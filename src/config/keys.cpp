@@ -1,17 +1,19 @@
 // The key table and the per-kind parse/format functions it drives.
 #include "portsentry/config/keys.hpp"
 
-#include <algorithm>
-#include <array>
-#include <cctype>
-#include <charconv>
 #include <limits>
 
 #include <fmt/format.h>
 
+#include "internal.hpp"
+
 namespace portsentry::config {
 
 namespace {
+
+using detail::lower;
+using detail::parse_uint;
+std::string_view trim(std::string_view s) { return detail::trim_space(s); }
 
 constexpr uint64_t kU32Max = std::numeric_limits<uint32_t>::max();
 constexpr uint64_t kDay = 86400;
@@ -219,30 +221,68 @@ const KeyInfo kKeys[] = {
      "bind it to loopback or firewall it. A listen address that cannot be bound stops the "
      "start; SIGHUP rebinds. IPv6 needs a civetweb built with it (Debian 12's is not). \"\" = off.",
      PS_FIELD(metrics.listen)},
+    // ---- crowdsec: the fleet on CrowdSec's LAPI (YAML only) ---------------
+    {"crowdsec.lapi_url", "", ValueKind::url_list, "\"\"", nullptr, 0, 0, false,
+     "The fleet: the URL of a CrowdSec Local API (LAPI), http:// or https://, e.g. "
+     "\"http://192.0.2.1:8080\"; a list of URLs fails over in order. This host's detector "
+     "bans are pushed to it as alerts (push) and the ban decisions of the whole fleet are "
+     "pulled into the kernel sets @fleet/@fleet6 (pull), so an address one host caught "
+     "scanning is dropped by all. The fleet needs this native YAML format: --import-legacy "
+     "converts a portsentry.conf. \"\" or [] = off.",
+     PS_FIELD(crowdsec.lapi_url)},
+    {"crowdsec.machine_id", "", ValueKind::text, "\"\"", nullptr, 0, 0, false,
+     "Watcher login used to push: a machine name registered on the LAPI host with "
+     "`cscli machines add NAME --password ...`. Needed when push is on.",
+     PS_FIELD(crowdsec.machine_id)},
+    {"crowdsec.password_file", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
+     "File holding the watcher's password alone on its first line (surrounding blanks "
+     "ignored). It must be a regular file of mode 0600 or stricter (no access for group or "
+     "others); it is checked at every load and never logged. Needed when push is on.",
+     PS_FIELD(crowdsec.password_file)},
+    {"crowdsec.bouncer_key_file", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
+     "File holding a bouncer API key (`cscli bouncers add NAME` prints one) alone on its "
+     "first line, mode 0600 as for password_file. Needed when pull is on. Give each host "
+     "its own key: the LAPI keeps one stream position per key.",
+     PS_FIELD(crowdsec.bouncer_key_file)},
+    {"crowdsec.ca_file", "", ValueKind::path, "\"\"", nullptr, 0, 0, false,
+     "PEM file of the CA that signed an https LAPI's certificate, when the system does not "
+     "already trust it; must be readable. \"\" = the system's CAs.",
+     PS_FIELD(crowdsec.ca_file)},
+    {"crowdsec.push", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Send this host's detector bans to the LAPI as alerts (scenario portsentry/portscan; "
+     "an IPv6 /64 as a range), batched at most every poll_interval. Bans made by an admin, "
+     "by fail2ban or by the fleet are never pushed.",
+     PS_FIELD(crowdsec.push)},
+    {"crowdsec.push_only_proven", "", ValueKind::flag, "false", nullptr, 0, 0, false,
+     "Push only handshake-proven bans (classic-mode TCP tripwires). A probe that is not a "
+     "completed handshake can carry a spoofed source: an attacker can make this host ban "
+     "addresses of their choosing (within the ban-rate caps), and the fleet then bans them "
+     "on every host. true closes that door; the default false pushes every detector ban, "
+     "because SYN scans (stealth and advanced modes) never complete a handshake.",
+     PS_FIELD(crowdsec.push_only_proven)},
+    {"crowdsec.pull", "", ValueKind::flag, "true", nullptr, 0, 0, false,
+     "Apply the LAPI's ban decisions on IP addresses and ranges (from this fleet, cscli or "
+     "any other watcher) in the kernel sets @fleet/@fleet6. Protected and ignored addresses "
+     "are never applied.",
+     PS_FIELD(crowdsec.pull)},
+    {"crowdsec.poll_interval", "", ValueKind::duration_ms, "1s", nullptr, 10, 3'600'000, false,
+     "How often the decision stream is polled, and the longest a push waits to be batched: "
+     "lower protects the fleet sooner and costs the LAPI more requests.",
+     PS_FIELD(crowdsec.poll_interval)},
+    {"crowdsec.resync_interval", "", ValueKind::duration, "5m", nullptr, 30, kDay, false,
+     "How often the whole decision list is fetched again (startup=true) and the fleet sets "
+     "reconciled with it, which repairs changes the stream missed.",
+     PS_FIELD(crowdsec.resync_interval)},
+    {"crowdsec.fleet_set_size", "", ValueKind::integer, "65536", nullptr, 1, 16'777'216, false,
+     "Maximum number of decisions in each fleet set (@fleet, @fleet6: the nft set size). "
+     "Decisions beyond it are skipped and counted.",
+     PS_FIELD(crowdsec.fleet_set_size)},
 };
 
+// FieldRef has no uint32_t* of its own: it is unsigned* (fleet_set_size, ban_set_size).
+static_assert(std::is_same_v<uint32_t, unsigned>);
+
 #undef PS_FIELD
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (auto& ch : out) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    return out;
-}
-
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-    return s;
-}
-
-// Strict unsigned decimal: digits only, no sign, no overflow.
-std::optional<uint64_t> parse_uint(std::string_view s) {
-    if (s.empty()) return std::nullopt;
-    uint64_t v = 0;
-    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-    return v;
-}
 
 std::string quote(std::string_view s) {
     std::string out = "\"";
@@ -332,8 +372,20 @@ std::string expected_text(const KeyInfo& k, Syntax syn) {
                            format_duration(std::chrono::seconds(k.max)));
     case ValueKind::mode: return "off, classic, stealth or advanced";
     case ValueKind::steer: return "auto, queue, xt-queue or nflog";
+    case ValueKind::url_list:
+        return "an http:// or https:// URL, e.g. \"http://192.0.2.1:8080\", a list of them, or \"\" (off)";
+    case ValueKind::duration_ms:
+        return fmt::format("a duration like 100ms, 1s, 1s500ms, 2m or a number of seconds, from {} to {}",
+                           format_duration_ms(std::chrono::milliseconds(k.min)),
+                           format_duration_ms(std::chrono::milliseconds(k.max)));
     }
     return "a value";
+}
+
+std::optional<std::string> url_item_error(const KeyInfo& k, std::string_view url, Syntax syn) {
+    std::string why;
+    if (parse_lapi_url(url, &why)) return std::nullopt;
+    return fmt::format("'{}': {}: expected {}", url, why, expected_text(k, syn));
 }
 
 std::optional<std::string> set_value(const KeyInfo& k, Config& c, std::string_view text, Syntax syn) {
@@ -412,6 +464,26 @@ std::optional<std::string> set_value(const KeyInfo& k, Config& c, std::string_vi
         *field_as<Steer>(k, c) = *s;
         return std::nullopt;
     }
+    case ValueKind::url_list: {
+        // A single value: one URL, or "" for none. A YAML sequence is read
+        // item by item by the YAML reader (url_item_error).
+        auto& urls = *field_as<std::vector<std::string>>(k, c);
+        if (text.empty()) {
+            urls.clear();
+            return std::nullopt;
+        }
+        if (auto e = url_item_error(k, text, syn)) return e;
+        urls.assign(1, std::string(text));
+        return std::nullopt;
+    }
+    case ValueKind::duration_ms: {
+        auto d = parse_duration_ms(text);
+        if (!d) return bad(fmt::format("'{}' is not a duration", text));
+        if (static_cast<uint64_t>(d->count()) < k.min || static_cast<uint64_t>(d->count()) > k.max)
+            return bad(fmt::format("{} is out of range", text));
+        *field_as<std::chrono::milliseconds>(k, c) = *d;
+        return std::nullopt;
+    }
     }
     return std::string("internal error: unhandled kind");
 }
@@ -432,6 +504,15 @@ std::string format_value(const KeyInfo& k, const Config& cc) {
     case ValueKind::duration: return format_duration(*field_as<std::chrono::seconds>(k, c));
     case ValueKind::mode: return to_string(*field_as<Mode>(k, c));
     case ValueKind::steer: return to_string(*field_as<Steer>(k, c));
+    case ValueKind::url_list: {
+        const auto& urls = *field_as<std::vector<std::string>>(k, c);
+        if (urls.empty()) return "\"\"";
+        if (urls.size() == 1) return quote(urls.front());
+        std::string out;
+        for (const auto& u : urls) out += (out.empty() ? "[" : ", ") + quote(u);
+        return out + "]";
+    }
+    case ValueKind::duration_ms: return format_duration_ms(*field_as<std::chrono::milliseconds>(k, c));
     }
     return "";
 }
@@ -440,209 +521,6 @@ bool same_settings(const Config& a, const Config& b) {
     for (const auto& k : kKeys)
         if (format_value(k, a) != format_value(k, b)) return false;
     return a.ignore.entries() == b.ignore.entries();
-}
-
-// ---- value helpers ------------------------------------------------------------
-
-std::string ListenAddress::to_string() const {
-    return addr.is_v6() ? fmt::format("[{}]:{}", addr.to_string(), port) : fmt::format("{}:{}", addr.to_string(), port);
-}
-
-std::optional<ListenAddress> parse_listen(std::string_view text, std::string* error) {
-    auto fail = [&](std::string why) -> std::optional<ListenAddress> {
-        if (error) *error = std::move(why);
-        return std::nullopt;
-    };
-    std::string_view host, port;
-    if (!text.empty() && text.front() == '[') {
-        const auto close = text.find(']');
-        if (close == std::string_view::npos) return fail("'[' without ']'");
-        host = text.substr(1, close - 1);
-        if (close + 1 >= text.size() || text[close + 1] != ':') return fail("no :PORT after the ']'");
-        port = text.substr(close + 2);
-    } else {
-        const auto colon = text.rfind(':');
-        if (colon == std::string_view::npos) return fail("no :PORT");
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-        if (host.find(':') != std::string_view::npos) return fail("an IPv6 address must be written in brackets");
-    }
-    if (host.empty()) return fail("no address before the port");
-    auto a = net::IpAddr::parse(host);
-    if (!a) return fail(fmt::format("'{}' is not an IP address", host));
-    if (text.front() == '[' && !a->is_v6()) return fail(fmt::format("'{}' in brackets is not an IPv6 address", host));
-    auto p = parse_uint(port);
-    if (!p || *p < 1 || *p > 65535) return fail(fmt::format("'{}' is not a port 1-65535", port));
-    return ListenAddress{*a, static_cast<uint16_t>(*p)};
-}
-
-PortListResult parse_port_list(std::string_view text) {
-    PortListResult r;
-    text = trim(text);
-    if (text.empty()) return r;  // an empty list is a valid value; validation decides if needed
-    auto port = [&](std::string_view s, uint16_t& out) -> bool {
-        s = trim(s);
-        auto v = parse_uint(s);
-        if (!v) {
-            r.error = s.empty() ? std::string("empty item in port list")
-                                : fmt::format("'{}' is not a port number", s);
-            return false;
-        }
-        if (*v < 1 || *v > 65535) {
-            r.error = fmt::format("port {} is out of range", *v);
-            return false;
-        }
-        out = static_cast<uint16_t>(*v);
-        return true;
-    };
-    size_t pos = 0;
-    while (pos <= text.size()) {
-        size_t comma = text.find(',', pos);
-        if (comma == std::string_view::npos) comma = text.size();
-        std::string_view item = trim(text.substr(pos, comma - pos));
-        PortRange pr;
-        size_t dash = item.find('-');
-        if (dash == std::string_view::npos) {
-            if (!port(item, pr.lo)) return r;
-            pr.hi = pr.lo;
-        } else {
-            if (!port(item.substr(0, dash), pr.lo) || !port(item.substr(dash + 1), pr.hi)) {
-                if (r.error.rfind("empty", 0) == 0 || r.error.find("is not a port") != std::string::npos)
-                    r.error = fmt::format("bad range '{}'", item);
-                return r;
-            }
-            if (pr.lo > pr.hi) {
-                r.error = fmt::format("bad range '{}': start is greater than end", item);
-                return r;
-            }
-        }
-        r.ranges.push_back(pr);
-        pos = comma + 1;
-    }
-    return r;
-}
-
-std::string format_port_list(const std::vector<PortRange>& ranges) {
-    std::string out;
-    for (const auto& pr : ranges) {
-        if (!out.empty()) out += ", ";
-        out += pr.lo == pr.hi ? std::to_string(pr.lo) : fmt::format("{}-{}", pr.lo, pr.hi);
-    }
-    return out;
-}
-
-std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
-    text = trim(text);
-    if (text.empty()) return std::nullopt;
-    if (auto plain = parse_uint(text)) {
-        if (*plain > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
-        return std::chrono::seconds(static_cast<int64_t>(*plain));
-    }
-    // Sequence of <number><unit>, units strictly decreasing: "1h30m", "2d".
-    uint64_t total = 0;
-    int last_unit = -1;
-    size_t i = 0;
-    while (i < text.size()) {
-        size_t j = i;
-        while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
-        if (j == i || j == text.size()) return std::nullopt;
-        auto n = parse_uint(text.substr(i, j - i));
-        if (!n) return std::nullopt;
-        static constexpr std::array<std::pair<char, uint64_t>, 4> units{
-            {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}}};
-        int u = -1;
-        for (int x = 0; x < 4; ++x)
-            if (units[x].first == std::tolower(static_cast<unsigned char>(text[j]))) u = x;
-        // Units must appear largest first, each once ("1h30m", not "30m1h").
-        if (u < 0 || u <= last_unit) return std::nullopt;
-        last_unit = u;
-        const uint64_t mul = units[u].second;
-        if (*n > (static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) - total) / mul) return std::nullopt;
-        total += *n * mul;
-        i = j + 1;
-    }
-    return std::chrono::seconds(static_cast<int64_t>(total));
-}
-
-std::string format_duration(std::chrono::seconds s) {
-    const int64_t v = s.count();
-    if (v == 0) return "0";
-    if (v % 86400 == 0) return fmt::format("{}d", v / 86400);
-    if (v % 3600 == 0) return fmt::format("{}h", v / 3600);
-    if (v % 60 == 0) return fmt::format("{}m", v / 60);
-    return fmt::format("{}s", v);
-}
-
-std::optional<std::string> find_shell_syntax(std::string_view cmd) {
-    // Longest tokens first so "&&" is reported rather than "&".
-    static constexpr std::array<std::string_view, 10> tokens{"&&", "||", "$(", "|", ";", "&",
-                                                             ">", "<", "`", "\n"};
-    size_t best = std::string_view::npos;
-    std::string_view found;
-    for (auto t : tokens) {
-        size_t p = cmd.find(t);
-        if (p != std::string_view::npos && (p < best || (p == best && t.size() > found.size()))) {
-            best = p;
-            found = t;
-        }
-    }
-    if (best == std::string_view::npos) return std::nullopt;
-    return found == "\n" ? std::string("a newline") : std::string(found);
-}
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-    const std::string x = lower(a), y = lower(b);
-    std::vector<size_t> prev(y.size() + 1), cur(y.size() + 1);
-    for (size_t j = 0; j <= y.size(); ++j) prev[j] = j;
-    for (size_t i = 1; i <= x.size(); ++i) {
-        cur[0] = i;
-        for (size_t j = 1; j <= y.size(); ++j) {
-            const size_t subst = prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1);
-            cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, subst});
-        }
-        std::swap(prev, cur);
-    }
-    return prev[y.size()];
-}
-
-std::string did_you_mean(std::string_view word, std::span<const std::string> candidates) {
-    // A third of the word's length (at least 2) separates typos from other words:
-    // TCP_PORT → TCP_PORTS (1), but SCAN → none.
-    const size_t limit = std::max<size_t>(2, word.size() / 3);
-    size_t best = limit + 1;
-    std::string out;
-    for (const auto& c : candidates) {
-        size_t d = edit_distance(word, c);
-        if (d < best) {
-            best = d;
-            out = c;
-        }
-    }
-    return out;
-}
-
-Format detect_format(std::string_view text) {
-    size_t pos = 0;
-    while (pos < text.size()) {
-        size_t nl = text.find('\n', pos);
-        if (nl == std::string_view::npos) nl = text.size();
-        std::string_view line = trim(text.substr(pos, nl - pos));
-        pos = nl + 1;
-        if (line.empty() || line.front() == '#') continue;
-        size_t i = 0;
-        while (i < line.size() && (std::isalnum(static_cast<unsigned char>(line[i])) || line[i] == '_')) ++i;
-        if (i == 0) return Format::yaml;
-        std::string_view rest = trim(line.substr(i));
-        if (!rest.empty() && rest.front() == '=') return Format::legacy;
-        // An upper-case 1.2 key with its '=' missing (TCP_PORTS "1,11") is a
-        // legacy typo, best reported by the legacy reader at its own line; a
-        // pasted "TCP_PORTS:" stays YAML (which then names the YAML key).
-        const std::string_view ident = line.substr(0, i);
-        const bool upper = std::none_of(ident.begin(), ident.end(),
-                                        [](char ch) { return std::islower(static_cast<unsigned char>(ch)); });
-        return upper && (rest.empty() || rest.front() != ':') ? Format::legacy : Format::yaml;
-    }
-    return Format::yaml;  // empty file: all defaults, in the native format
 }
 
 }  // namespace portsentry::config

@@ -29,6 +29,17 @@ std::string roff(std::string_view s) {
     return out;
 }
 
+// roff() text inside a quoted macro argument, where a '"' would end the
+// argument ("" is one literal quote): a default of "" rendered as ".
+std::string quoted_arg(std::string_view s) {
+    std::string out;
+    for (char c : roff(s)) {
+        if (c == '"') out += "\\(dq";
+        else out += c;
+    }
+    return out;
+}
+
 std::string kind_text(const KeyInfo& k) {
     switch (k.kind) {
     case ValueKind::port_list: return "Port list (numbers and a\\-b ranges)";
@@ -45,6 +56,10 @@ std::string kind_text(const KeyInfo& k) {
                            format_duration(std::chrono::seconds(k.max)));
     case ValueKind::mode: return "off, classic, stealth or advanced";
     case ValueKind::steer: return "auto, queue, xt\\-queue or nflog";
+    case ValueKind::url_list: return "URL or list of URLs (http:// or https://)";
+    case ValueKind::duration_ms:
+        return fmt::format("Duration from {} to {}", format_duration_ms(std::chrono::milliseconds(k.min)),
+                           format_duration_ms(std::chrono::milliseconds(k.max)));
     }
     return "Value";
 }
@@ -54,6 +69,7 @@ std::string section_title(std::string_view sec) {
     if (sec == "udp") return "UDP (section udp:)";
     if (sec == "protect") return "Never-ban sources (section protect:)";
     if (sec == "metrics") return "Metrics endpoint (section metrics:)";
+    if (sec == "crowdsec") return "Fleet on CrowdSec's Local API (section crowdsec:)";
     return "Top level";
 }
 
@@ -81,9 +97,10 @@ std::string render_man_keys() {
             out += fmt::format(".B {}\nYAML only; {}", roff(y), kind_text(k));
         else
             out += fmt::format(".BR {} \" (\" {} )\n{}", roff(y), roff(k.legacy), kind_text(k));
-        out += fmt::format("; default\n.BR \"{}\" .\n", roff(k.default_value));
+        out += fmt::format("; default\n.BR \"{}\" .\n", quoted_arg(k.default_value));
         if (k.legacy_default)
-            out += fmt::format("In a portsentry.conf file the default is\n.BR \"{}\" .\n", roff(k.legacy_default));
+            out += fmt::format("In a portsentry.conf file the default is\n.BR \"{}\" .\n",
+                               quoted_arg(k.legacy_default));
         std::string body = roff(k.description) + "\n";
         for (const auto& [name, roff_text] : kManDetails)
             if (name == y) body = std::string(roff_text);

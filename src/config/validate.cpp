@@ -71,6 +71,34 @@ std::string command_error(std::string_view cmd) {
 
 namespace {
 
+// crowdsec.*: what the fleet needs once lapi_url is set. A missing key is
+// reported at its own line when it is written (as ""), else at lapi_url's.
+void validate_fleet(ParseState& st) {
+    const Config::Crowdsec& cs = st.cfg.crowdsec;
+    if (!cs.enabled() || st.failed.count("crowdsec.lapi_url")) return;
+    auto at = [&](std::string_view key) {
+        return st.where.count(key) ? st.where_of(key) : st.where_of("crowdsec.lapi_url");
+    };
+    if (!cs.push && !cs.pull) {
+        st.error(at(st.where.count("crowdsec.pull") ? "crowdsec.pull" : "crowdsec.push"),
+                 "crowdsec.push and crowdsec.pull are both false: the fleet would neither send nor receive a ban: "
+                 "set one of them to true, or crowdsec.lapi_url to \"\" (off)");
+        return;
+    }
+    if (cs.push && cs.machine_id.empty() && !st.failed.count("crowdsec.machine_id"))
+        st.error(at("crowdsec.machine_id"),
+                 "crowdsec.push needs crowdsec.machine_id: the watcher's login (cscli machines add NAME "
+                 "--password ...), or set crowdsec.push to false");
+    if (cs.push && cs.password_file.empty() && !st.failed.count("crowdsec.password_file"))
+        st.error(at("crowdsec.password_file"),
+                 "crowdsec.push needs crowdsec.password_file: a file of mode 0600 with the watcher's password on its "
+                 "first line, or set crowdsec.push to false");
+    if (cs.pull && cs.bouncer_key_file.empty() && !st.failed.count("crowdsec.bouncer_key_file"))
+        st.error(at("crowdsec.bouncer_key_file"),
+                 "crowdsec.pull needs crowdsec.bouncer_key_file: a file of mode 0600 with a bouncer API key (cscli "
+                 "bouncers add NAME) on its first line, or set crowdsec.pull to false");
+}
+
 void validate(ParseState& st) {
     Config& c = st.cfg;
     auto key = [](std::string_view path) { return *find_yaml_key(path); };
@@ -138,6 +166,8 @@ void validate(ParseState& st) {
                                      st.name(key("metrics.listen")), why));
     }
 
+    validate_fleet(st);
+
     for (const auto& k : keys()) {
         if (k.kind != ValueKind::path || !k.required) continue;
         if (std::get<std::string*>(k.field(c))->empty())
@@ -177,6 +207,24 @@ void check_write_paths(ParseState& st) {
     if (!c.json_log.empty()) check_writable(st, "json_log", c.json_log, false);
 }
 
+// The files of the fleet, as the daemon (root) will open them: the secrets
+// only when their side (push, pull) is on. Messages name the file, never the
+// secret.
+void check_fleet_files(ParseState& st) {
+    const Config::Crowdsec& cs = st.cfg.crowdsec;
+    if (!cs.enabled() || st.failed.count("crowdsec.lapi_url")) return;
+    const bool unreadable_ok = ::geteuid() != 0;
+    auto report = [&](std::string_view key, const std::optional<std::string>& why) {
+        if (why) st.key_error(key, st.where_of(key), fmt::format("{}: {}", key, *why));
+    };
+    if (cs.push && !cs.password_file.empty() && !st.failed.count("crowdsec.password_file"))
+        report("crowdsec.password_file", secret_problem(cs.password_file, unreadable_ok, nullptr));
+    if (cs.pull && !cs.bouncer_key_file.empty() && !st.failed.count("crowdsec.bouncer_key_file"))
+        report("crowdsec.bouncer_key_file", secret_problem(cs.bouncer_key_file, unreadable_ok, nullptr));
+    if (!cs.ca_file.empty() && !st.failed.count("crowdsec.ca_file"))
+        report("crowdsec.ca_file", readable_file_problem(cs.ca_file, unreadable_ok));
+}
+
 }  // namespace
 
 Config finish(ParseState st, const LoadOptions& opts) {
@@ -190,6 +238,7 @@ Config finish(ParseState st, const LoadOptions& opts) {
         }
     }
     if (!st.truncated) validate(st);
+    if (!st.truncated && opts.check_fleet_files) check_fleet_files(st);
     if (opts.check_write_paths && st.diags.empty()) check_write_paths(st);
     if (opts.load_ignore_files && !c.ignore_file.empty()) {
         for (const std::string& f : {c.ignore_file, c.ignore_file + ".static"})

@@ -102,7 +102,9 @@ void YamlEvents::end() {
     if (stack_.empty()) return;
     Frame& f = stack_.back();
     if (f.kind == Frame::skip && --f.depth > 0) return;
-    if (f.kind == Frame::ports) {
+    if (f.kind == Frame::list && f.key->kind == ValueKind::url_list) {
+        *std::get<std::vector<std::string>*>(f.key->field(st_.cfg)) = std::move(f.urls);
+    } else if (f.kind == Frame::list) {
         *std::get<std::vector<PortRange>*>(f.key->field(st_.cfg)) = f.ranges;
         if (auto it = anchors_.find(f.anchor); f.anchor != 0 && it != anchors_.end()) it->second.ports = f.ranges;
     }
@@ -147,7 +149,7 @@ namespace portsentry::config::detail {
 
 namespace {
 
-constexpr std::string_view kSections[] = {"tcp", "udp", "protect", "metrics"};
+constexpr std::string_view kSections[] = {"tcp", "udp", "protect", "metrics", "crowdsec"};
 
 bool is_section(std::string_view s) {
     for (auto sec : kSections)
@@ -195,7 +197,7 @@ void YamlEvents::node(Kind kind, unsigned line, const std::string& value, const 
         if (root_seen_) return;
         root_seen_ = true;
         if (kind == Kind::map) {
-            stack_.push_back(Frame{Frame::map, "", true, {}, nullptr, 0, false, {}, 0, 1, false, 0});
+            stack_.push_back(Frame{Frame::map, "", true, {}, nullptr, 0, false, {}, 0, 1, false, 0, {}});
         } else if (kind != Kind::null) {
             err(line, fmt::format("expected a mapping of settings (key: value lines), got {}",
                                   kind_name(static_cast<int>(kind))));
@@ -209,7 +211,7 @@ void YamlEvents::node(Kind kind, unsigned line, const std::string& value, const 
         if (f.depth == 1) count_item(f);
         if (kind == Kind::seq || kind == Kind::map) ++f.depth;
         return;
-    case Frame::ports:
+    case Frame::list:
         count_item(f);
         list_item(f, kind, line, value);
         return;
@@ -219,7 +221,7 @@ void YamlEvents::node(Kind kind, unsigned line, const std::string& value, const 
         } else {
             f.want_key = true;
             value_node(f, kind, line, value, ports);
-            if (kind == Kind::seq && !stack_.empty() && stack_.back().kind == Frame::ports)
+            if (kind == Kind::seq && !stack_.empty() && stack_.back().kind == Frame::list)
                 stack_.back().anchor = anchor;
         }
         return;
@@ -228,9 +230,11 @@ void YamlEvents::node(Kind kind, unsigned line, const std::string& value, const 
 
 void YamlEvents::count_item(Frame& f) {
     if (!f.seq || ++f.items <= kMaxListItems) return;
-    err(f.key_line, fmt::format("{}a list of more than {} items: not a configuration value (ports can be given "
-                                "as ranges, e.g. 1024-65535)",
-                                f.key ? std::string(f.key->yaml) + ": " : std::string(), kMaxListItems));
+    err(f.key_line, fmt::format("{}a list of more than {} items: not a configuration value{}",
+                                f.key ? std::string(f.key->yaml) + ": " : std::string(), kMaxListItems,
+                                f.key && f.key->kind == ValueKind::url_list
+                                    ? ""
+                                    : " (ports can be given as ranges, e.g. 1024-65535)"));
     throw Stop{};
 }
 
@@ -271,7 +275,7 @@ void YamlEvents::value_node(Frame& f, Kind kind, unsigned line, const std::strin
     }
     if (!f.key) {  // a section: tcp, udp, protect
         if (kind == Kind::map) {
-            stack_.push_back(Frame{Frame::map, f.path, true, {}, nullptr, 0, false, {}, 0, 1, false, 0});
+            stack_.push_back(Frame{Frame::map, f.path, true, {}, nullptr, 0, false, {}, 0, 1, false, 0, {}});
         } else if (kind != Kind::null) {
             err(f.key_line, fmt::format("{}: expected a mapping of {} settings (mode, ports, ...), got {}", f.path,
                                         f.path, kind == Kind::bad_alias ? "an alias" : kind_name(static_cast<int>(kind))));
@@ -289,9 +293,9 @@ void YamlEvents::value_node(Frame& f, Kind kind, unsigned line, const std::strin
                       fmt::format("{}: alias *{} does not name a single value: write the value out", k.yaml, value));
         return;
     }
-    if (kind == Kind::seq && k.kind == ValueKind::port_list) {
-        // Each element may be a port, "a-b" or even "1,2"; reported at its own line.
-        stack_.push_back(Frame{Frame::ports, {}, true, {}, &k, f.key_line, false, {}, 0, 1, true, 0});
+    if (kind == Kind::seq && (k.kind == ValueKind::port_list || k.kind == ValueKind::url_list)) {
+        // Each element may be a port, "a-b" or even "1,2", or one URL; reported at its own line.
+        stack_.push_back(Frame{Frame::list, {}, true, {}, &k, f.key_line, false, {}, 0, 1, true, 0, {}});
         return;
     }
     if (kind == Kind::seq || kind == Kind::map) {
@@ -307,12 +311,21 @@ void YamlEvents::value_node(Frame& f, Kind kind, unsigned line, const std::strin
 }
 
 void YamlEvents::list_item(Frame& f, Kind kind, unsigned line, const std::string& value) {
+    const bool urls = f.key->kind == ValueKind::url_list;
     if (kind != Kind::scalar) {
         st_.failed.emplace(f.key->yaml);
-        err(line, fmt::format("{}: expected a port or \"a-b\" range, got {}", f.key->yaml,
+        err(line, fmt::format("{}: expected {}, got {}", f.key->yaml, urls ? "a URL" : "a port or \"a-b\" range",
                               kind == Kind::bad_alias || kind == Kind::alias_ports ? "an alias"
                                                                                    : kind_name(static_cast<int>(kind))));
         push_skip(kind, line);
+        return;
+    }
+    if (urls) {
+        const std::string_view url = trim_space(value);
+        if (auto e = url_item_error(*f.key, url, Syntax::yaml))
+            st_.key_error(f.key->yaml, {st_.cfg.source_file, line}, fmt::format("{}: {}", f.key->yaml, *e));
+        else
+            f.urls.emplace_back(url);
         return;
     }
     auto r = parse_port_list(value);

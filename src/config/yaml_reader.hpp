@@ -37,18 +37,19 @@ private:
     enum class Kind : uint8_t { null, scalar, seq, map, alias_ports, bad_alias };
     // One open collection we are inside.
     struct Frame {
-        enum Type : uint8_t { map, ports, skip } kind;
+        enum Type : uint8_t { map, list, skip } kind;  // list: a port_list or url_list value
         std::string prefix;              // map: "" (top level) or a section name
         bool want_key = true;            // map: next node is a key
         std::string path;                // map: the key whose value comes next
-        const KeyInfo* key = nullptr;    // map: its table entry; ports: the list's key
+        const KeyInfo* key = nullptr;    // map: its table entry; list: the list's key
         unsigned key_line = 0;
         bool skip_value = false;         // map: the key was refused, ignore its value
-        std::vector<PortRange> ranges;   // ports: collected so far
-        YAML::anchor_t anchor = 0;       // ports: anchor of the list, for aliases
+        std::vector<PortRange> ranges;   // list of ports: collected so far
+        YAML::anchor_t anchor = 0;       // list of ports: anchor of the list, for aliases
         int depth = 1;                   // skip: nesting still open
-        bool seq = false;                // ports, skip: the collection is a list
-        size_t items = 0;                // ports, skip: its direct items so far
+        bool seq = false;                // list, skip: the collection is a list
+        size_t items = 0;                // list, skip: its direct items so far
+        std::vector<std::string> urls;   // list of URLs: collected so far
     };
     struct Anchored {
         std::string name, value;
@@ -75,7 +76,8 @@ private:
     void err(unsigned line, std::string msg);
     void push_skip(Kind kind, unsigned line) {
         if (kind == Kind::seq || kind == Kind::map)
-            stack_.push_back(Frame{Frame::skip, {}, true, {}, nullptr, line, false, {}, 0, 1, kind == Kind::seq, 0});
+            stack_.push_back(
+                Frame{Frame::skip, {}, true, {}, nullptr, line, false, {}, 0, 1, kind == Kind::seq, 0, {}});
     }
     void count_item(Frame& f);
 

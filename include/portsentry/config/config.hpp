@@ -172,6 +172,12 @@ struct LoadOptions {
     // by the unit's ExecStartPre= inside the same sandbox, this names each
     // path outside its ReadWritePaths= (EROFS) with FILE:LINE.
     bool check_write_paths = false;
+    // The fleet's files, when the fleet uses them: crowdsec.password_file
+    // (push) and crowdsec.bouncer_key_file (pull) exist, are regular files of
+    // mode 0600 or stricter and hold a secret on their first line;
+    // crowdsec.ca_file is readable. At start, --check and SIGHUP alike; off
+    // only for tests of the readers.
+    bool check_fleet_files = true;
 };
 
 // Detects YAML vs legacy by content (legacy: KEY="value" lines) and loads it.

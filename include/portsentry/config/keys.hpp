@@ -31,11 +31,15 @@ enum class ValueKind : uint8_t {
     duration,    // YAML only: 30s, 10m, 1h, 2d, 1h30m or plain seconds
     mode,        // YAML only: off|classic|stealth|advanced
     steer,       // YAML only: auto|queue|xt-queue|nflog
+    url_list,    // YAML only: one http(s) URL, or a sequence of them; "" or [] = none
+    duration_ms, // YAML only: 100ms, 1s, 1s500ms, 2m or plain seconds; bounds in ms
 };
 
 // Pointer to the Config member a key stores into.
+// (uint32_t is unsigned here: ban_set_size and crowdsec.fleet_set_size are unsigned*.)
 using FieldRef = std::variant<bool*, int*, unsigned*, uint16_t*, size_t*, std::string*,
-                              std::vector<PortRange>*, std::chrono::seconds*, Mode*, Steer*>;
+                              std::vector<PortRange>*, std::chrono::seconds*, Mode*, Steer*,
+                              std::vector<std::string>*, std::chrono::milliseconds*>;
 
 struct KeyInfo {
     std::string_view yaml;      // dotted YAML path: "tcp.ports", "ban_time"
@@ -44,7 +48,7 @@ struct KeyInfo {
     std::string_view default_value;  // the default, as YAML text (matches Config{})
     // Default when read from a legacy file, if different (nullptr = same).
     const char* legacy_default;
-    uint64_t min, max;          // integer/duration bounds (seconds for durations)
+    uint64_t min, max;          // integer/duration bounds (seconds for durations, ms for duration_ms)
     bool required;              // path/text: must not be empty
     std::string_view description;  // one paragraph: to_yaml() comments and docs
     FieldRef (*field)(Config&);
@@ -60,7 +64,11 @@ enum class Syntax : uint8_t { legacy, yaml };
 // Parses `text` as the key's kind and stores it into c. Returns an error
 // message that says what was expected, or nullopt on success.
 std::optional<std::string> set_value(const KeyInfo& k, Config& c, std::string_view text, Syntax syn);
-// The key's current value in c, as YAML text ("[1, 11, 15-20]", "1h", "\"...\"").
+// One item of a url_list value (a YAML sequence's element): nullopt when it
+// is a valid URL, else "'URL': why: expected ...".
+std::optional<std::string> url_item_error(const KeyInfo& k, std::string_view url, Syntax syn);
+// The key's current value in c, as YAML text ("[1, 11, 15-20]", "1h", "\"...\"";
+// a url_list: "\"\"", "\"URL\"" or "[\"URL\", \"URL\"]").
 std::string format_value(const KeyInfo& k, const Config& c);
 // What a value of this kind looks like, for "expected ..." messages.
 std::string expected_text(const KeyInfo& k, Syntax syn);
@@ -83,6 +91,25 @@ std::string format_port_list(const std::vector<PortRange>& ranges);  // "1, 11, 
 // "30s", "10m", "1h", "2d", "1h30m", "3600" → seconds.
 std::optional<std::chrono::seconds> parse_duration(std::string_view text);
 std::string format_duration(std::chrono::seconds s);  // largest exact unit: "1h", "90s", "0"
+
+// "100ms", "1s", "2m", "1s500ms", "1h", "2d" (units largest first, each once)
+// or plain seconds ("3") → milliseconds.
+std::optional<std::chrono::milliseconds> parse_duration_ms(std::string_view text);
+// Largest exact unit: "100ms", "1s", "1500ms", "2m", "0".
+std::string format_duration_ms(std::chrono::milliseconds ms);
+
+// crowdsec.lapi_url: http://HOST[:PORT][/PATH] or https://..., HOST a name,
+// an IPv4 address or an IPv6 address in brackets. No user@ (the secrets
+// live in their files), no ?query, no #fragment, no blanks or commas
+// (several URLs are a YAML list).
+struct LapiUrl {
+    bool https = false;
+    std::string host;   // without the brackets of an IPv6 address
+    uint16_t port = 0;  // as written, else 80 (http) or 443 (https)
+    std::string path;   // "" or "/..." as written
+};
+// nullopt with *error: what is wrong (never "expected ...": callers add it).
+std::optional<LapiUrl> parse_lapi_url(std::string_view text, std::string* error);
 
 // The first shell construct in a command we exec without a shell:
 // "&&", "||", "|", ";", "&", ">", "<", "$(", "`", newline. nullopt = none.

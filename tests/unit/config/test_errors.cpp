@@ -305,3 +305,68 @@ TEST(LegacyErrors, MetricsNeedYaml) {
     // A legacy portsentry.conf has no metrics key: --import-legacy converts.
     EXPECT_THAT(legacy_errors("METRICS_LISTEN=\"127.0.0.1:9470\"\n"), ElementsAre(HasSubstr("t.conf:3:")));
 }
+
+// crowdsec.*: each URL refused at its own line, durations and sizes with their bounds.
+TEST(YamlErrors, CrowdsecValuesAtTheirLine) {
+    const std::string expected = ": expected an http:// or https:// URL, e.g. \"http://192.0.2.1:8080\", a list of "
+                                 "them, or \"\" (off)";
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_url: ftp://192.0.2.1\n"),
+                ElementsAre("x.yaml:2: crowdsec.lapi_url: 'ftp://192.0.2.1': scheme 'ftp' is not http or https" +
+                            expected));
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_url:\n    - http://192.0.2.1:8080\n    - http://192.0.2.2:x\n"
+                            "    - \"\"\n    - [http://192.0.2.3]\n"),
+                ElementsAre("x.yaml:4: crowdsec.lapi_url: 'http://192.0.2.2:x': 'x' is not a port 1-65535" + expected,
+                            "x.yaml:5: crowdsec.lapi_url: '': empty URL" + expected,
+                            "x.yaml:6: crowdsec.lapi_url: expected a URL, got a list"));
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_url: \"http://192.0.2.1:8080, http://192.0.2.2:8080\"\n"),
+                ElementsAre(HasSubstr("x.yaml:2: crowdsec.lapi_url: 'http://192.0.2.1:8080, http://192.0.2.2:8080': "
+                                      "a comma in the URL: give several URLs as a YAML list")));
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_url: {url: http://192.0.2.1}\n"),
+                ElementsAre(HasSubstr("x.yaml:2: crowdsec.lapi_url: expected an http:// or https:// URL")));
+    EXPECT_THAT(yaml_errors("crowdsec:\n  poll_interval: 5ms\n"),
+                ElementsAre("x.yaml:2: crowdsec.poll_interval: 5ms is out of range: expected a duration like 100ms, "
+                            "1s, 1s500ms, 2m or a number of seconds, from 10ms to 1h"));
+    EXPECT_THAT(yaml_errors("crowdsec:\n  poll_interval: 0.5s\n"),
+                ElementsAre(HasSubstr("x.yaml:2: crowdsec.poll_interval: '0.5s' is not a duration")));
+    EXPECT_THAT(yaml_errors("crowdsec:\n  resync_interval: 10s\n"),
+                ElementsAre("x.yaml:2: crowdsec.resync_interval: 10s is out of range: expected a duration like 30s, "
+                            "10m, 1h, 2d or a number of seconds, from 30s to 1d"));
+    EXPECT_THAT(yaml_errors("crowdsec:\n  fleet_set_size: 0\n"),
+                ElementsAre("x.yaml:2: crowdsec.fleet_set_size: 0 is out of range: expected an integer from 1 to "
+                            "16777216"));
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_ulr: x\n"),
+                ElementsAre("x.yaml:2: unknown key 'crowdsec.lapi_ulr' (did you mean crowdsec.lapi_url?)"));
+    EXPECT_THAT(yaml_errors("crowdsec: on\n"), ElementsAre(HasSubstr("x.yaml:1: crowdsec: expected a mapping")));
+}
+
+TEST(LegacyErrors, FleetNeedsYaml) {
+    // A legacy portsentry.conf has no fleet keys: --import-legacy converts it.
+    EXPECT_THAT(legacy_errors("CROWDSEC_LAPI_URL=\"http://192.0.2.1:8080\"\n"), ElementsAre(HasSubstr("t.conf:3:")));
+}
+
+// What the fleet needs once crowdsec.lapi_url is set: at the key's own line
+// when it is written, else at lapi_url's.
+TEST(YamlErrors, CrowdsecNeedsItsCredentials) {
+    const std::string url = "# fleet\ncrowdsec:\n  lapi_url: http://192.0.2.1:8080\n";
+    EXPECT_THAT(
+        yaml_errors(url),
+        ElementsAre("x.yaml:3: crowdsec.push needs crowdsec.machine_id: the watcher's login (cscli machines add NAME "
+                    "--password ...), or set crowdsec.push to false",
+                    "x.yaml:3: crowdsec.push needs crowdsec.password_file: a file of mode 0600 with the watcher's "
+                    "password on its first line, or set crowdsec.push to false",
+                    "x.yaml:3: crowdsec.pull needs crowdsec.bouncer_key_file: a file of mode 0600 with a bouncer API "
+                    "key (cscli bouncers add NAME) on its first line, or set crowdsec.pull to false"));
+    EXPECT_THAT(yaml_errors(url + "  push: false\n  bouncer_key_file: \"\"\n"),
+                ElementsAre(HasSubstr("x.yaml:5: crowdsec.pull needs crowdsec.bouncer_key_file")));
+    EXPECT_THAT(yaml_errors(url + "  pull: false\n  machine_id: \"\"\n"),
+                ElementsAre(HasSubstr("x.yaml:3: crowdsec.push needs crowdsec.password_file"),  // in line order
+                            HasSubstr("x.yaml:5: crowdsec.push needs crowdsec.machine_id")));
+    EXPECT_THAT(yaml_errors(url + "  push: false\n  pull: false\n"),
+                ElementsAre("x.yaml:5: crowdsec.push and crowdsec.pull are both false: the fleet would neither send "
+                            "nor receive a ban: set one of them to true, or crowdsec.lapi_url to \"\" (off)"));
+    // Off: nothing is needed, whatever else the section says.
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_url: []\n  push: false\n  pull: false\n"), ElementsAre());
+    // A refused URL gets no follow-ups.
+    EXPECT_THAT(yaml_errors("crowdsec:\n  lapi_url: http//192.0.2.1\n"),
+                ElementsAre(HasSubstr("x.yaml:2: crowdsec.lapi_url: 'http//192.0.2.1': no http:// or https://")));
+}

@@ -266,3 +266,143 @@ TEST(Values, ParseListen) {
                             "192.0.2.1:9470s", "fe80::1%eth0:1", "[fe80::1%eth0]:1", "example.org:80"})
         EXPECT_FALSE(pc::parse_listen(bad, &why)) << bad;
 }
+
+// ---- crowdsec.*: the two kinds the fleet added -------------------------------
+
+using std::chrono::milliseconds;
+
+TEST(DurationMs, ParsesMillisecondsUnitsAndPlainSeconds) {
+    EXPECT_EQ(pc::parse_duration_ms("100ms"), milliseconds(100));
+    EXPECT_EQ(pc::parse_duration_ms("1s"), milliseconds(1000));
+    EXPECT_EQ(pc::parse_duration_ms("2m"), milliseconds(120000));
+    EXPECT_EQ(pc::parse_duration_ms("1s500ms"), milliseconds(1500));
+    EXPECT_EQ(pc::parse_duration_ms("1h"), milliseconds(3600000));
+    EXPECT_EQ(pc::parse_duration_ms("1m1s1ms"), milliseconds(61001));
+    EXPECT_EQ(pc::parse_duration_ms("3"), milliseconds(3000));  // plain seconds, as every duration
+    EXPECT_EQ(pc::parse_duration_ms(" 10MS "), milliseconds(10));
+    EXPECT_EQ(pc::parse_duration_ms("0"), milliseconds(0));
+    for (const char* bad : {"", "ms", "1x", "1.5s", "500ms1s", "1s1s", "1ms1ms", "-1s", "1 s", "10msec", "1sms",
+                            "99999999999999999999ms", "9999999999999999s"})
+        EXPECT_FALSE(pc::parse_duration_ms(bad).has_value()) << bad;
+}
+
+TEST(DurationMs, FormatsCanonicallyAndRoundTrips) {
+    EXPECT_EQ(pc::format_duration_ms(milliseconds(100)), "100ms");
+    EXPECT_EQ(pc::format_duration_ms(milliseconds(1000)), "1s");
+    EXPECT_EQ(pc::format_duration_ms(milliseconds(1500)), "1500ms");
+    EXPECT_EQ(pc::format_duration_ms(milliseconds(120000)), "2m");
+    EXPECT_EQ(pc::format_duration_ms(milliseconds(3600000)), "1h");
+    EXPECT_EQ(pc::format_duration_ms(milliseconds(0)), "0");
+    for (int64_t ms : {1, 10, 999, 1000, 1001, 59999, 60000, 61001, 3600000})
+        EXPECT_EQ(pc::parse_duration_ms(pc::format_duration_ms(milliseconds(ms))), milliseconds(ms)) << ms;
+}
+
+TEST(LapiUrl, AcceptsHttpAndHttpsWithHostAndPort) {
+    std::string why;
+    auto a = pc::parse_lapi_url("http://192.0.2.1:8080", &why);
+    ASSERT_TRUE(a) << why;
+    EXPECT_FALSE(a->https);
+    EXPECT_EQ(a->host, "192.0.2.1");
+    EXPECT_EQ(a->port, 8080);
+    EXPECT_EQ(a->path, "");
+    auto b = pc::parse_lapi_url("HTTPS://[2001:db8::1]:8443/", &why);
+    ASSERT_TRUE(b) << why;
+    EXPECT_TRUE(b->https);
+    EXPECT_EQ(b->host, "2001:db8::1");
+    EXPECT_EQ(b->port, 8443);
+    EXPECT_EQ(b->path, "/");
+    auto c = pc::parse_lapi_url("https://lapi.example.org", &why);
+    ASSERT_TRUE(c) << why;
+    EXPECT_EQ(c->port, 443);  // the scheme's port when none is written
+    EXPECT_EQ(pc::parse_lapi_url("http://[::1]", &why)->port, 80);
+    EXPECT_EQ(pc::parse_lapi_url("http://lapi_1.internal:1/crowdsec", &why)->path, "/crowdsec");
+}
+
+TEST(LapiUrl, RefusesWhatIsNotABaseUrlAndSaysWhy) {
+    auto why = [](std::string_view url) {
+        std::string w;
+        EXPECT_FALSE(pc::parse_lapi_url(url, &w)) << url;
+        return w;
+    };
+    EXPECT_EQ(why(""), "empty URL");
+    EXPECT_EQ(why("192.0.2.1:8080"), "no http:// or https:// in front");
+    EXPECT_EQ(why("ftp://192.0.2.1"), "scheme 'ftp' is not http or https");
+    EXPECT_EQ(why("http://"), "no host after the scheme");
+    EXPECT_EQ(why("http://:8080"), "no host before the port");
+    EXPECT_EQ(why("http://192.0.2.1:"), "'' is not a port 1-65535");
+    EXPECT_EQ(why("http://192.0.2.1:0"), "'0' is not a port 1-65535");
+    EXPECT_EQ(why("http://192.0.2.1:65536"), "'65536' is not a port 1-65535");
+    EXPECT_EQ(why("http://192.0.2.1:80x"), "'80x' is not a port 1-65535");
+    EXPECT_EQ(why("http://2001:db8::1:8080"),
+              "an IPv6 address must be written in brackets, e.g. http://[2001:db8::1]:8080");
+    EXPECT_EQ(why("http://[2001:db8::1"), "'[' without ']'");
+    EXPECT_EQ(why("http://[192.0.2.1]:80"), "'192.0.2.1' in brackets is not an IPv6 address");
+    EXPECT_EQ(why("http://[::1]x"), "text after the ']': expected :PORT or nothing");
+    EXPECT_EQ(why("http://lapi!:80"), "'lapi!' is not a host name or address");
+    EXPECT_EQ(why("http://u:pw@192.0.2.1"),
+              "user@ in the URL: the credentials go in crowdsec.password_file and crowdsec.bouncer_key_file");
+    EXPECT_EQ(why("http://192.0.2.1/?x=1"), "a query (?...) in the URL: give the LAPI's base URL");
+    EXPECT_EQ(why("http://192.0.2.1/#top"), "a fragment (#...) in the URL: give the LAPI's base URL");
+    EXPECT_EQ(why("http://192.0.2.1:8080,http://192.0.2.2:8080"),
+              "a comma in the URL: give several URLs as a YAML list, e.g. [\"http://192.0.2.1:8080\", "
+              "\"http://192.0.2.2:8080\"]");
+    EXPECT_EQ(why("http://192.0.2.1 http://192.0.2.2"), "a blank in the URL (several URLs go in a YAML list)");
+    EXPECT_EQ(why("http://192.0.2.1/\x1b[2J"), "control character 0x1b in the URL");
+}
+
+TEST(KeyTable, CrowdsecKindsParseAndFormat) {
+    pc::Config c;
+    auto k = [](const char* y) { return *pc::find_yaml_key(y); };
+    const auto& url = k("crowdsec.lapi_url");
+    EXPECT_EQ(url.kind, pc::ValueKind::url_list);
+    EXPECT_FALSE(pc::set_value(url, c, " http://192.0.2.1:8080 ", pc::Syntax::yaml));
+    EXPECT_EQ(c.crowdsec.lapi_url, std::vector<std::string>{"http://192.0.2.1:8080"});
+    EXPECT_TRUE(c.crowdsec.enabled());
+    EXPECT_EQ(pc::format_value(url, c), "\"http://192.0.2.1:8080\"");
+    c.crowdsec.lapi_url = {"http://192.0.2.1:8080", "https://[2001:db8::1]:8080/"};
+    EXPECT_EQ(pc::format_value(url, c), "[\"http://192.0.2.1:8080\", \"https://[2001:db8::1]:8080/\"]");
+    EXPECT_EQ(*pc::set_value(url, c, "ftp://192.0.2.1", pc::Syntax::yaml),
+              "'ftp://192.0.2.1': scheme 'ftp' is not http or https: expected an http:// or https:// URL, e.g. "
+              "\"http://192.0.2.1:8080\", a list of them, or \"\" (off)");
+    EXPECT_EQ(c.crowdsec.lapi_url.size(), 2u);  // a refused value changes nothing
+    EXPECT_FALSE(pc::set_value(url, c, "", pc::Syntax::yaml));
+    EXPECT_TRUE(c.crowdsec.lapi_url.empty());
+    EXPECT_FALSE(c.crowdsec.enabled());
+    EXPECT_EQ(pc::format_value(url, c), "\"\"");
+
+    const auto& poll = k("crowdsec.poll_interval");
+    EXPECT_FALSE(pc::set_value(poll, c, "10ms", pc::Syntax::yaml));  // the minimum
+    EXPECT_EQ(c.crowdsec.poll_interval, milliseconds(10));
+    EXPECT_FALSE(pc::set_value(poll, c, "1h", pc::Syntax::yaml));  // the maximum
+    EXPECT_EQ(*pc::set_value(poll, c, "9ms", pc::Syntax::yaml),
+              "9ms is out of range: expected a duration like 100ms, 1s, 1s500ms, 2m or a number of seconds, from "
+              "10ms to 1h");
+    EXPECT_TRUE(pc::set_value(poll, c, "3601", pc::Syntax::yaml));
+    EXPECT_EQ(*pc::set_value(poll, c, "1.5s", pc::Syntax::yaml),
+              "'1.5s' is not a duration: expected a duration like 100ms, 1s, 1s500ms, 2m or a number of seconds, "
+              "from 10ms to 1h");
+    EXPECT_FALSE(pc::set_value(poll, c, "1s500ms", pc::Syntax::yaml));
+    EXPECT_EQ(pc::format_value(poll, c), "1500ms");
+
+    const auto& resync = k("crowdsec.resync_interval");
+    EXPECT_FALSE(pc::set_value(resync, c, "30s", pc::Syntax::yaml));
+    EXPECT_FALSE(pc::set_value(resync, c, "1d", pc::Syntax::yaml));
+    EXPECT_TRUE(pc::set_value(resync, c, "29s", pc::Syntax::yaml));
+    EXPECT_TRUE(pc::set_value(resync, c, "1d1s", pc::Syntax::yaml));
+    EXPECT_EQ(c.crowdsec.resync_interval, seconds(86400));
+
+    const auto& size = k("crowdsec.fleet_set_size");
+    EXPECT_FALSE(pc::set_value(size, c, "16777216", pc::Syntax::yaml));
+    EXPECT_EQ(c.crowdsec.fleet_set_size, 16777216u);
+    EXPECT_FALSE(pc::set_value(size, c, "1", pc::Syntax::yaml));
+    EXPECT_EQ(*pc::set_value(size, c, "16777217", pc::Syntax::yaml),
+              "16777217 is out of range: expected an integer from 1 to 16777216");
+    EXPECT_TRUE(pc::set_value(size, c, "0", pc::Syntax::yaml));
+    EXPECT_EQ(c.crowdsec.fleet_set_size, 1u);
+
+    // YAML only: none of them has a portsentry.conf name.
+    for (const auto& key : pc::keys())
+        if (key.yaml.substr(0, 9) == "crowdsec.") {
+            EXPECT_TRUE(key.legacy.empty()) << key.yaml;
+        }
+}

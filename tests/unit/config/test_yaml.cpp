@@ -29,6 +29,13 @@ pc::LoadOptions no_ignore() {
     return o;
 }
 
+// Readers only: the fleet's secret files are not there (test_secret.cpp has them).
+pc::LoadOptions no_files() {
+    pc::LoadOptions o = no_ignore();
+    o.check_fleet_files = false;
+    return o;
+}
+
 std::string read(const std::string& path) {
     FILE* f = std::fopen(path.c_str(), "r");
     if (!f) return {};
@@ -211,4 +218,64 @@ TEST(Yaml, ToYamlOfEveryNonDefaultValueRoundTrips) {
     EXPECT_EQ(back.kill_hosts_deny, c.kill_hosts_deny);
     EXPECT_EQ(back.ban_set_size, c.ban_set_size);
     EXPECT_TRUE(pc::same_settings(back, c));
+}
+
+// crowdsec.lapi_url is a single URL or a list of them, in any YAML spelling.
+TEST(Yaml, CrowdsecSectionInEverySpelling) {
+    const std::string creds = "  machine_id: web-1\n  password_file: pw\n  bouncer_key_file: /k\n";
+    auto c = pc::parse_yaml("crowdsec:\n  lapi_url: http://192.0.2.1:8080\n" + creds +
+                                "  ca_file: ca.pem\n  push: false\n  push_only_proven: yes\n  pull: on\n"
+                                "  poll_interval: 100ms\n  resync_interval: 1h\n  fleet_set_size: 1024\n",
+                            "/etc/portsentry/portsentry.yaml", no_files());
+    EXPECT_EQ(c.crowdsec.lapi_url, std::vector<std::string>{"http://192.0.2.1:8080"});
+    EXPECT_EQ(c.crowdsec.machine_id, "web-1");
+    EXPECT_EQ(c.crowdsec.password_file, "/etc/portsentry/pw");  // relative to the config, as every path
+    EXPECT_EQ(c.crowdsec.bouncer_key_file, "/k");
+    EXPECT_EQ(c.crowdsec.ca_file, "/etc/portsentry/ca.pem");
+    EXPECT_FALSE(c.crowdsec.push);
+    EXPECT_TRUE(c.crowdsec.push_only_proven);
+    EXPECT_TRUE(c.crowdsec.pull);
+    EXPECT_EQ(c.crowdsec.poll_interval, std::chrono::milliseconds(100));
+    EXPECT_EQ(c.crowdsec.resync_interval, seconds(3600));
+    EXPECT_EQ(c.crowdsec.fleet_set_size, 1024u);
+
+    const std::vector<std::string> two{"http://192.0.2.1:8080", "https://[2001:db8::2]:8080/"};
+    c = pc::parse_yaml("crowdsec:\n  lapi_url:\n    - http://192.0.2.1:8080\n    - \"https://[2001:db8::2]:8080/\"\n" +
+                           creds,
+                       "x.yaml", no_files());
+    EXPECT_EQ(c.crowdsec.lapi_url, two);
+    c = pc::parse_yaml("crowdsec:\n  lapi_url: [http://192.0.2.1:8080, \"https://[2001:db8::2]:8080/\"]\n" + creds,
+                       "x.yaml", no_files());
+    EXPECT_EQ(c.crowdsec.lapi_url, two);
+    for (const char* off : {"lapi_url: \"\"", "lapi_url: []", "lapi_url:", "lapi_url: ~"}) {
+        c = pc::parse_yaml(std::string("crowdsec:\n  ") + off + "\n", "x.yaml", no_files());
+        EXPECT_FALSE(c.crowdsec.enabled()) << off;
+    }
+    // Off by default, and the defaults are Config{}'s.
+    c = pc::parse_yaml("crowdsec:\n  push: true\n", "x.yaml", no_files());
+    EXPECT_EQ(c.crowdsec, pc::Config{}.crowdsec);
+}
+
+TEST(Yaml, CrowdsecRoundTripsThroughToYaml) {
+    pc::Config c;
+    c.crowdsec.lapi_url = {"http://192.0.2.1:8080", "https://lapi.example.org/"};
+    c.crowdsec.machine_id = "web \"1\"";
+    c.crowdsec.password_file = "/etc/portsentry/pw";
+    c.crowdsec.bouncer_key_file = "/etc/portsentry/key";
+    c.crowdsec.ca_file = "/etc/ssl/lapi-ca.pem";
+    c.crowdsec.push = false;
+    c.crowdsec.push_only_proven = true;
+    c.crowdsec.poll_interval = std::chrono::milliseconds(1500);
+    c.crowdsec.resync_interval = seconds(90);
+    c.crowdsec.fleet_set_size = 16777216;
+    const std::string y = pc::to_yaml(c);
+    EXPECT_NE(y.find("\ncrowdsec:\n"), std::string::npos);
+    EXPECT_NE(y.find("  lapi_url: [\"http://192.0.2.1:8080\", \"https://lapi.example.org/\"]\n"), std::string::npos);
+    EXPECT_NE(y.find("  poll_interval: 1500ms\n"), std::string::npos);
+    auto back = pc::parse_yaml(y, "x.yaml", no_files());
+    EXPECT_EQ(back.crowdsec, c.crowdsec);
+    EXPECT_TRUE(pc::same_settings(back, c));
+    c.crowdsec.lapi_url = {"http://192.0.2.1:8080"};  // one URL: a plain string
+    EXPECT_NE(pc::to_yaml(c).find("  lapi_url: \"http://192.0.2.1:8080\"\n"), std::string::npos);
+    EXPECT_EQ(pc::parse_yaml(pc::to_yaml(c), "x.yaml", no_files()).crowdsec, c.crowdsec);
 }
