@@ -275,7 +275,8 @@ struct FleetClient::Impl {
     void poll();
     void push_batch();
     bool stored_already(const FleetAlert& a);
-    void delete_pushed(const net::Cidr& c);
+    bool delete_pushed(const net::Cidr& c);  // false: to be tried again
+    std::vector<net::Cidr> unbans_waiting;  // deletions the LAPI could not take yet
     void save_queue();
 };
 
@@ -386,13 +387,17 @@ void FleetClient::Impl::push_batch() {
 
 // This machine's decisions on `p`, deleted by id (another machine's, or an
 // admin's cscli decision on the same address, stays).
-void FleetClient::Impl::delete_pushed(const net::Cidr& p) {
+bool FleetClient::Impl::delete_pushed(const net::Cidr& p) {
     const bool range = p.prefix != p.addr.bits();
     const std::string q = range ? "range=" + p.to_string() : "ip=" + p.addr.to_string();
     auto r = authed("GET", "/v1/alerts?" + q + "&has_active_decision=true", nullptr);
-    if (r.status != 200) return http_error(fmt::format("LAPI {}: unban {}: cannot look up alerts", url(), p.to_string()));
+    if (r.status == 0) return false;  // unreachable: tried again later
+    if (r.status != 200) {
+        http_error(fmt::format("LAPI {}: unban {}: cannot look up alerts: HTTP {}", url(), p.to_string(), r.status));
+        return false;
+    }
     auto j = json::parse(r.body, nullptr, false);
-    if (!j.is_array()) return;
+    if (!j.is_array()) return true;
     int deleted = 0;
     for (const auto& al : j) {
         if (al.value("machine_id", "") != c.s_.machine_id || !al.contains("decisions") || !al["decisions"].is_array())
@@ -405,6 +410,7 @@ void FleetClient::Impl::delete_pushed(const net::Cidr& p) {
     }
     c.log_(fmt::format("fleet: unban {}: {} decision{} this host pushed deleted at LAPI {}", p.to_string(), deleted,
                        deleted == 1 ? "" : "s", url()));
+    return true;
 }
 
 void FleetClient::Impl::save_queue() {
@@ -514,13 +520,19 @@ void FleetClient::run() {
             m.next_poll = Steady::now() + (m.down ? std::max<Steady::duration>(s_.poll, std::chrono::seconds(1)) : s_.poll);
         }
         if (s_.push && have_push && Steady::now() >= m.next_push) m.push_batch();
-        if (s_.push)
-            for (const auto& u : unbans) m.delete_pushed(u);
+        if (s_.push && (!unbans.empty() || (!m.unbans_waiting.empty() && Steady::now() >= m.next_push))) {
+            unbans.insert(unbans.begin(), m.unbans_waiting.begin(), m.unbans_waiting.end());
+            m.unbans_waiting.clear();
+            for (const auto& u : unbans)
+                if (!m.delete_pushed(u)) m.unbans_waiting.push_back(u);
+            if (!m.unbans_waiting.empty()) m.next_push = Steady::now() + std::chrono::seconds(2);
+        }
         m.save_queue();
         std::unique_lock lk(mu_);
         if (stop_) return;
         auto wake = s_.pull ? m.next_poll : Steady::now() + std::chrono::seconds(1);
-        if (!queue_.empty()) wake = std::min(wake, std::max(m.next_push, Steady::now() + std::chrono::milliseconds(5)));
+        if (!queue_.empty() || !m.unbans_waiting.empty())
+            wake = std::min(wake, std::max(m.next_push, Steady::now() + std::chrono::milliseconds(5)));
         cv_.wait_until(lk, wake, [&] { return stop_ || !unbans_.empty() || (!have_push && !queue_.empty()); });
     }
 }
