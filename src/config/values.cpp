@@ -134,36 +134,10 @@ std::string format_port_list(const std::vector<PortRange>& ranges) {
 }
 
 std::optional<std::chrono::seconds> parse_duration(std::string_view text) {
-    text = trim(text);
-    if (text.empty()) return std::nullopt;
-    if (auto plain = parse_uint(text)) {
-        if (*plain > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
-        return std::chrono::seconds(static_cast<int64_t>(*plain));
-    }
-    // Sequence of <number><unit>, units strictly decreasing: "1h30m", "2d".
-    uint64_t total = 0;
-    int last_unit = -1;
-    size_t i = 0;
-    while (i < text.size()) {
-        size_t j = i;
-        while (j < text.size() && std::isdigit(static_cast<unsigned char>(text[j]))) ++j;
-        if (j == i || j == text.size()) return std::nullopt;
-        auto n = parse_uint(text.substr(i, j - i));
-        if (!n) return std::nullopt;
-        static constexpr std::array<std::pair<char, uint64_t>, 4> units{
-            {{'d', 86400}, {'h', 3600}, {'m', 60}, {'s', 1}}};
-        int u = -1;
-        for (int x = 0; x < 4; ++x)
-            if (units[x].first == std::tolower(static_cast<unsigned char>(text[j]))) u = x;
-        // Units must appear largest first, each once ("1h30m", not "30m1h").
-        if (u < 0 || u <= last_unit) return std::nullopt;
-        last_unit = u;
-        const uint64_t mul = units[u].second;
-        if (*n > (static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) - total) / mul) return std::nullopt;
-        total += *n * mul;
-        i = j + 1;
-    }
-    return std::chrono::seconds(static_cast<int64_t>(total));
+    // One grammar for both kinds (parse_duration_ms): whole seconds here.
+    auto ms = parse_duration_ms(text);
+    if (!ms || ms->count() % 1000 != 0) return std::nullopt;
+    return std::chrono::duration_cast<std::chrono::seconds>(*ms);
 }
 
 std::string format_duration(std::chrono::seconds s) {

@@ -135,8 +135,10 @@ struct FleetClient::Impl {
     Steady::time_point token_at{};
     bool down = false;
     Steady::time_point down_since{};
+    size_t down_url = 0;  // the URL that failed first
     bool need_resync = true;
-    Steady::time_point next_poll{}, next_push{}, next_resync{};
+    Steady::time_point next_poll{}, next_push{}, next_resync{}, next_catch_up{};
+    static constexpr auto kSlowPoll = std::chrono::milliseconds(50);
     int push_backoff = 0;
     std::string last_error;
     Steady::time_point last_error_at{};
@@ -197,19 +199,26 @@ struct FleetClient::Impl {
     }
 
     // Reachability, for the two log lines and fail-over.
+    // One line when the LAPI goes away, one when a LAPI answers again; while
+    // every URL fails they are tried in turn, silently.
     void reached() {
         c.counters_.up.set(1);
         if (!down) return;
         down = false;
         const auto secs = std::chrono::duration_cast<std::chrono::seconds>(Steady::now() - down_since).count();
-        c.log_(fmt::format("fleet: LAPI {} is back (unreachable for {}s)", url(), secs));
+        if (url_i == down_url)
+            c.log_(fmt::format("fleet: LAPI {} is back (unreachable for {}s)", url(), secs));
+        else
+            c.log_(fmt::format("fleet: LAPI {} answers ({} unreachable for {}s)", url(), c.s_.urls[down_url], secs));
     }
     void unreachable(const std::string& why) {
         c.counters_.errors.inc();
         c.counters_.up.set(0);
-        if (!down) {
+        const bool first = !down;
+        if (first) {
             down = true;
             down_since = Steady::now();
+            down_url = url_i;
             c.log_(fmt::format("fleet: LAPI {} unreachable ({}); detection and local bans go on", url(), why));
         }
         if (c.s_.urls.size() > 1) {
@@ -217,7 +226,7 @@ struct FleetClient::Impl {
             token.clear();
             need_resync = true;
             c.counters_.failovers.inc();
-            c.log_(fmt::format("fleet: using LAPI {}", url()));
+            if (first) c.log_(fmt::format("fleet: using LAPI {}", url()));
         }
     }
     // HTTP errors: the LAPI is there but said no. One line per distinct
@@ -282,6 +291,7 @@ struct FleetClient::Impl {
 
 void FleetClient::Impl::poll() {
     const bool startup = need_resync || Steady::now() >= next_resync;
+    const auto sent = Steady::now();
     auto r = request("GET", startup ? "/v1/decisions/stream?startup=true" : "/v1/decisions/stream",
                      {"X-Api-Key: " + c.s_.bouncer_key}, nullptr, startup ? 60000 : 10000);
     const auto received = Steady::now();
@@ -303,6 +313,16 @@ void FleetClient::Impl::poll() {
     if (startup) {
         need_resync = false;
         next_resync = Steady::now() + c.s_.resync;
+        // A catch-up costs at most a tenth of the time (a big fleet's
+        // resync is long), and comes at most every 2 s.
+        next_catch_up = Steady::now() + std::max<Steady::duration>(std::chrono::seconds(2), 10 * (received - sent));
+    } else if (received - sent > kSlowPoll && Steady::now() >= next_catch_up) {
+        // LAPI 1.4.6 stamps a decision before its alert commits: a poll
+        // that waited on that write (the slow ones) moved this key's cursor
+        // past a decision it could not see, which no delta brings later
+        // (docs/FLEET-LAB.md). The next poll is a full one.
+        need_resync = true;
+        c.counters_.catch_ups.inc();
     }
     c.counters_.polls.inc();
     c.counters_.last_poll_ms.store(

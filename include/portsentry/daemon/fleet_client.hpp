@@ -7,7 +7,8 @@
 //    again; a 500 is not resent blindly (the LAPI may have stored it: the
 //    alerts are looked up first);
 //  - pull: GET /v1/decisions/stream every poll interval (startup=true at
-//    start, after a fail-over and every resync interval); the parsed
+//    start, after a fail-over, every resync interval, and after a slow delta
+//    poll: it may have crossed a decision the LAPI will never send); the parsed
 //    answers go back to the loop through an eventfd (take_updates);
 //  - LAPI down: one line when it goes, one when it is back; with several
 //    URLs the next one is tried in order.
@@ -93,6 +94,7 @@ public:
         base::Counter errors;        // failed requests (network, HTTP status)
         base::Counter polls;         // successful stream polls
         base::Counter failovers;     // switches to another URL
+        base::Counter catch_ups;     // full polls after a slow delta poll (a decision it may have missed)
         base::Gauge queued;          // alerts waiting
         base::Gauge up;              // 1: the last request reached a LAPI
         std::atomic<int64_t> last_poll_ms{0};  // epoch ms of the last successful poll (0: none)
