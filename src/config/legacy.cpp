@@ -2,6 +2,7 @@
 // (Debian's own file also has KEY = "value"), whole-line # comments, blank
 // lines. We also take bare values and trailing # comments, and report every
 // problem with FILE:LINE instead of 1.2's silent fallbacks.
+#include <algorithm>
 #include <cctype>
 
 #include <fmt/format.h>
@@ -26,9 +27,12 @@ std::string unknown_key_message(std::string_view name, const LoadOptions& opts) 
         return fmt::format("{} does not belong in portsentry.conf: set it in {} (the --defaults file) or "
                            "give -{} on the command line",
                            name, opts.defaults_file, name == "TCP_MODE" ? "atcp/-stcp/-tcp" : "audp/-sudp/-udp");
-    // A native-only knob spelled the 1.2 way: say where it lives instead.
+    // A native-only knob spelled the 1.2 way (BAN_TIME, METRICS_LISTEN,
+    // CROWDSEC_LAPI_URL): say where it lives instead.
     for (const auto& k : keys()) {
-        if (k.legacy.empty() && upper(k.yaml) == upper(name))
+        std::string flat = upper(k.yaml);
+        std::replace(flat.begin(), flat.end(), '.', '_');
+        if (k.legacy.empty() && flat == upper(name))
             return fmt::format("'{}' exists only in the YAML configuration (as {}): convert this file with "
                                "--import-legacy",
                                name, k.yaml);

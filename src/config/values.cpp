@@ -1,6 +1,6 @@
-// The value helpers behind the key table's kinds (ports, durations, listen
-// addresses), the typo hints and format detection; the table and its
-// per-kind dispatch are keys.cpp.
+// The value helpers behind the key table's kinds (ports, durations in seconds
+// and milliseconds, listen addresses, LAPI URLs), the typo hints and format
+// detection; the table and its per-kind dispatch are keys.cpp.
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -36,7 +36,6 @@ std::optional<uint64_t> parse_uint(std::string_view s) {
     if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
     return v;
 }
-
 
 }  // namespace detail
 

@@ -341,7 +341,12 @@ TEST(YamlErrors, CrowdsecValuesAtTheirLine) {
 
 TEST(LegacyErrors, FleetNeedsYaml) {
     // A legacy portsentry.conf has no fleet keys: --import-legacy converts it.
-    EXPECT_THAT(legacy_errors("CROWDSEC_LAPI_URL=\"http://192.0.2.1:8080\"\n"), ElementsAre(HasSubstr("t.conf:3:")));
+    EXPECT_THAT(legacy_errors("CROWDSEC_LAPI_URL=\"http://192.0.2.1:8080\"\n"),
+                ElementsAre("t.conf:3: 'CROWDSEC_LAPI_URL' exists only in the YAML configuration (as "
+                            "crowdsec.lapi_url): convert this file with --import-legacy"));
+    EXPECT_THAT(legacy_errors("METRICS_LISTEN=\"127.0.0.1:9470\"\n"),
+                ElementsAre(HasSubstr("t.conf:3: 'METRICS_LISTEN' exists only in the YAML configuration (as "
+                                      "metrics.listen)")));
 }
 
 // What the fleet needs once crowdsec.lapi_url is set: at the key's own line

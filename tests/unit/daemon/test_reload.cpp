@@ -83,3 +83,17 @@ TEST(PlanReload, IgnoreListContentsChangeIsReported) {
     EXPECT_TRUE(plan.needs_restart.empty());
     EXPECT_EQ(next.ignore.entries().size(), 2u);
 }
+
+TEST(PlanReload, CrowdsecKeysAreComparedByValue) {
+    // A URL added to the list and a poll interval in milliseconds are changes;
+    // the same list again is none.
+    config::Config running, next;
+    running.crowdsec.lapi_url = {"http://192.0.2.1:8080"};
+    next.crowdsec.lapi_url = {"http://192.0.2.1:8080", "http://192.0.2.2:8080"};
+    next.crowdsec.poll_interval = std::chrono::milliseconds(100);
+    auto plan = plan_reload(running, next);
+    EXPECT_EQ(plan.changed, (std::vector<std::string>{"crowdsec.lapi_url", "crowdsec.poll_interval"}));
+    EXPECT_TRUE(plan.needs_restart.empty());
+    running = next;
+    EXPECT_TRUE(plan_reload(running, next).changed.empty());
+}
