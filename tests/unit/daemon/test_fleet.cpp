@@ -33,7 +33,7 @@ struct FleetTest : ::testing::Test {
     TempDir dir;
     daemon::Loop loop;
     FakeBanTable nft;
-    daemon::BanStore local{dir.path + "/state"};
+    daemon::BanStore local{dir.path.string() + "/state"};
     engine::Protection protection;
     config::Config cfg;
     std::vector<std::string> lines;
@@ -42,7 +42,7 @@ struct FleetTest : ::testing::Test {
     void SetUp() override {
         protection.add(ip("192.0.2.2"), engine::ProtectReason::local);
         protection.add(cidr("127.0.0.0/8"), engine::ProtectReason::special);
-        cfg.state_file = dir.path + "/state";
+        cfg.state_file = dir.path.string() + "/state";
         make();
     }
     void make() {
