@@ -14,6 +14,7 @@
 #include <endian.h>
 
 #include <algorithm>
+#include <map>
 #include <chrono>
 #include <cstring>
 #include <random>
@@ -317,7 +318,7 @@ TEST(NftBatch, ApplyIsOneTransactionReplacingTheTable) {
     for (size_t i = 4; i + 1 < t.size(); ++i)
         if (kinds.empty() || kinds.back() != t[i]) kinds.push_back(t[i]);
     EXPECT_EQ(kinds, (std::vector<uint16_t>{NFT_MSG_NEWSET, NFT_MSG_NEWSETELEM, NFT_MSG_NEWCHAIN, NFT_MSG_NEWRULE}));
-    EXPECT_EQ(std::count(t.begin(), t.end(), NFT_MSG_NEWSET), 8);
+    EXPECT_EQ(std::count(t.begin(), t.end(), NFT_MSG_NEWSET), 10);
     EXPECT_EQ(std::count(t.begin(), t.end(), NFT_MSG_NEWCHAIN), 2);
     // Sequence numbers are consecutive from the first, each message acked.
     for (size_t i = 0; i < m.size(); ++i) EXPECT_EQ(m[i].seq, 100 + i);
@@ -368,6 +369,7 @@ TEST(NftBatch, SmallBanSetSizeNeverShrinksTheNeverSets) {
 TEST(NftBatch, SetsCarryFlagsSizeAndTypes) {
     auto spec = small_spec(Backend::queue);
     spec.set_size = 12345;
+    spec.fleet_set_size = 777;
     auto m = parse(build_apply(spec, {}, 1, true));
     std::vector<std::string> names;
     for (auto& x : m) {
@@ -378,15 +380,35 @@ TEST(NftBatch, SetsCarryFlagsSizeAndTypes) {
         names.push_back(n);
         // @never grows at run time independently of how many bans fit.
         EXPECT_EQ(nftnl_set_get_u32(s.get(), NFTNL_SET_DESC_SIZE),
-                  n.rfind("never", 0) == 0 ? kNeverSetSize : 12345u) << n;
+                  n.rfind("never", 0) == 0 ? kNeverSetSize : n.rfind("fleet", 0) == 0 ? 777u : 12345u) << n;
         uint32_t flags = nftnl_set_get_u32(s.get(), NFTNL_SET_FLAGS);
         EXPECT_TRUE(flags & NFT_SET_INTERVAL) << n;
-        EXPECT_EQ(bool(flags & NFT_SET_TIMEOUT), n == "banned" || n == "banned6") << n;
+        EXPECT_EQ(bool(flags & NFT_SET_TIMEOUT), n == "banned" || n == "banned6" || n == "fleet" || n == "fleet6") << n;
         uint32_t klen = nftnl_set_get_u32(s.get(), NFTNL_SET_KEY_LEN);
         EXPECT_EQ(klen, n.find("watched") != std::string::npos ? 2u : n.back() == '6' ? 16u : 4u) << n;
     }
     EXPECT_EQ(names, (std::vector<std::string>{"banned", "banned6", "never", "never6", "ignore", "ignore6",
-                                               "tcp_watched", "udp_watched"}));
+                                               "tcp_watched", "udp_watched", "fleet", "fleet6"}));
+}
+
+TEST(NftBatch, FleetElementsGoIntoTheFleetSetsOfTheSameBatch) {
+    auto m = parse(build_apply(small_spec(Backend::queue), {{*net::Cidr::parse("192.0.2.1"), std::nullopt}}, 1, true,
+                               {{*net::Cidr::parse("198.51.100.0/24"), std::chrono::seconds(60)},
+                                {*net::Cidr::parse("2001:db8::1"), std::nullopt}}));
+    std::map<std::string, int> elems;
+    for (auto& x : m) {
+        if (x.type != NFT_MSG_NEWSETELEM) continue;
+        auto [set, el] = parse_elems(x.nlh);
+        if (set == "fleet" && !el.empty()) {
+            EXPECT_EQ(el[0].key, (Bytes{198, 51, 100, 0}));
+            EXPECT_EQ(el[0].timeout, 60000u);
+        }
+        elems[set] += static_cast<int>(el.size());
+    }
+    EXPECT_EQ(elems["banned"], 2);  // an interval: start and end
+    EXPECT_EQ(elems["fleet"], 2);
+    EXPECT_EQ(elems["fleet6"], 2);
+    EXPECT_EQ(elems.count("banned6"), 0u);
 }
 
 TEST(NftBatch, WatchedPortsAreIntervalPairs) {
