@@ -57,8 +57,13 @@ std::vector<kernel::BanElement> Fleet::elements(int64_t now) const {
 
 void Fleet::applied(int64_t now) {
     installed_.clear();
-    for (const auto& e : elements(now))
-        installed_[e.prefix] = e.timeout ? now + e.timeout->count() : 0;
+    ends_.clear();
+    touched_.clear();
+    for (const auto& e : elements(now)) {
+        const int64_t end = store_.find(e.prefix)->expires;
+        installed_[e.prefix] = end;
+        ends_.insert({end, e.prefix});
+    }
 }
 
 void Fleet::configure(const config::Config& cfg, const engine::Protection* protection) {
@@ -175,7 +180,7 @@ void Fleet::apply(FleetUpdate u, const Now& now) {
         } else {
             continue;
         }
-        store_.erase(c);  // idempotent: the LAPI repeats deletions
+        if (store_.erase(c) && !u.resync) uncover(c, t);  // idempotent: the LAPI repeats deletions
     }
     std::vector<net::Cidr> wanted;
     for (const auto& d : u.added) {
@@ -186,6 +191,7 @@ void Fleet::apply(FleetUpdate u, const Now& now) {
         }
         put(c, d, t);
         if (u.resync) wanted.push_back(c);
+        else cover(c, t);
     }
     if (u.resync) {
         // Exactly what the LAPI holds: the rest goes.
@@ -195,7 +201,7 @@ void Fleet::apply(FleetUpdate u, const Now& now) {
             if (!std::binary_search(wanted.begin(), wanted.end(), p, CidrLess{})) gone.push_back(p);
         for (const auto& p : gone) store_.erase(p);
     }
-    const double kernel_ms = reconcile(t);
+    const double kernel_ms = u.resync ? reconcile(t) : commit(t);
     if (u.resync) {
         // From the end of the HTTP response to the kernel's commit.
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - u.received).count();
@@ -205,48 +211,119 @@ void Fleet::apply(FleetUpdate u, const Now& now) {
     }
 }
 
-// The kernel sets follow the table: one transaction deletes what is no
-// longer a widest prefix (or changed its end) and adds what now is.
-double Fleet::reconcile(int64_t now) {
-    std::map<net::Cidr, int64_t, CidrLess> want;
-    std::vector<kernel::BanElement> add;
-    for (auto& e : elements(now)) {
-        const int64_t end = e.timeout ? now + e.timeout->count() : 0;
-        want[e.prefix] = end;
-        auto it = installed_.find(e.prefix);
-        // An end within a second is the same end (seconds are rounded).
-        if (it == installed_.end() || std::llabs(it->second - end) > 1) add.push_back(e);
+// ---- the kernel's fleet sets -------------------------------------------------
+// installed_ is what they hold: the widest active prefixes (disjoint), each
+// with its end. Changes are made to installed_ first (inst_set/inst_erase
+// remember each touched prefix's state before), then commit() sends the net
+// difference in one transaction. Each change costs O(prefixes it touches):
+// a delta or an expiry never walks the whole table.
+
+void Fleet::touch(const net::Cidr& p) {
+    if (touched_.count(p)) return;
+    auto it = installed_.find(p);
+    touched_[p] = it == installed_.end() ? std::nullopt : std::optional(it->second);
+}
+
+void Fleet::inst_set(const net::Cidr& p, int64_t end) {
+    touch(p);
+    if (auto it = installed_.find(p); it != installed_.end()) ends_.erase({it->second, p});
+    installed_[p] = end;
+    ends_.insert({end, p});
+}
+
+void Fleet::inst_erase(const net::Cidr& p) {
+    touch(p);
+    if (auto it = installed_.find(p); it != installed_.end()) {
+        ends_.erase({it->second, p});
+        installed_.erase(it);
     }
+}
+
+// `p` is active in the table: in the set unless a wider one holds it, and
+// then it replaces the narrower ones it covers.
+void Fleet::cover(const net::Cidr& p, int64_t now) {
+    const BanRecord* r = store_.find(p);
+    if (!r || !r->active(now)) return;
+    auto it = installed_.upper_bound(net::Cidr{p.addr, 255});
+    if (it != installed_.begin()) {
+        const auto [wide, end] = *std::prev(it);
+        if (wide.prefix <= p.prefix && wide.contains(p.addr)) {
+            if (wide == p && end != r->expires) inst_set(p, r->expires);
+            return;
+        }
+    }
+    std::vector<net::Cidr> inside;
+    for (auto j = installed_.lower_bound(net::Cidr{p.addr, 0}); j != installed_.end() && p.contains(j->first.addr); ++j)
+        inside.push_back(j->first);
+    for (const auto& c : inside) inst_erase(c);
+    inst_set(p, r->expires);
+}
+
+// `p` is no longer active: if it was in the set, the widest prefixes inside it take its place.
+void Fleet::uncover(const net::Cidr& p, int64_t now) {
+    if (!installed_.count(p)) return;
+    inst_erase(p);
+    const net::Cidr* wide = nullptr;
+    for (const auto& c : store_.within(p, now, true)) {
+        if (wide && wide->contains(c.addr)) continue;
+        wide = &store_.find(c)->prefix;
+        inst_set(c, store_.find(c)->expires);
+    }
+}
+
+double Fleet::commit(int64_t now) {
     std::vector<net::Cidr> del;
-    for (const auto& [p, end] : installed_) {
-        auto it = want.find(p);
-        if (it == want.end() || std::llabs(it->second - end) > 1) del.push_back(p);
+    std::vector<kernel::BanElement> add;
+    for (const auto& [p, was] : touched_) {
+        auto it = installed_.find(p);
+        const bool is = it != installed_.end();
+        if (was && (!is || it->second != *was)) del.push_back(p);
+        if (is && (!was || it->second != *was))
+            add.push_back({p, it->second ? std::optional(std::chrono::seconds(std::max<int64_t>(1, it->second - now)))
+                                         : std::nullopt});
     }
+    touched_.clear();
     if (add.empty() && del.empty()) return 0;
     const auto t0 = std::chrono::steady_clock::now();
     if (kernel_) {
         try {
             kernel_->replace_bans(del, add, kernel::kFleetSets);
         } catch (const std::exception& e) {
-            // Element by element: one refusal must not keep the others out.
-            counters_.kernel_errors.inc();
+            // Element by element (a deleted one may have timed out already):
+            // one refusal must not keep the others out.
             kernel_->del_bans(del, kernel::kFleetSets);
             for (const auto& r : kernel_->add_bans(add, kernel::kFleetSets)) {
-                want.erase(r.prefix);
+                counters_.kernel_errors.inc();
+                inst_erase(r.prefix);
                 log_(fmt::format("fleet: {} not added to the fleet set: {}", r.prefix.to_string(), r.error.what()));
             }
+            touched_.clear();
         }
     }
-    installed_ = std::move(want);
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
+// A resync: the whole table against the whole set.
+double Fleet::reconcile(int64_t now) {
+    std::map<net::Cidr, int64_t, CidrLess> want;
+    for (const auto& e : elements(now)) want[e.prefix] = store_.find(e.prefix)->expires;
+    std::vector<net::Cidr> gone;
+    for (const auto& [p, end] : installed_)
+        if (!want.count(p)) gone.push_back(p);
+    for (const auto& p : gone) inst_erase(p);
+    for (const auto& [p, end] : want)
+        if (auto it = installed_.find(p); it == installed_.end() || it->second != end) inst_set(p, end);
+    return commit(now);
+}
+
 void Fleet::tick(const Now& now) {
-    if (store_.forget(now.wall, 0, 0) > 0 ||
-        (!installed_.empty() && std::any_of(installed_.begin(), installed_.end(), [&](const auto& kv) {
-             return kv.second != 0 && kv.second <= now.wall;
-         })))
-        reconcile(now.wall);
+    store_.forget(now.wall, 0, 0);
+    std::vector<net::Cidr> ended;
+    // Permanent entries (end 0) sort first and never end.
+    for (auto it = ends_.lower_bound({1, net::Cidr{}}); it != ends_.end() && it->first <= now.wall; ++it)
+        ended.push_back(it->second);
+    for (const auto& p : ended) uncover(p, now.wall);
+    if (!ended.empty()) commit(now.wall);
     saver_.tick(now.steady);
 }
 

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -78,6 +79,12 @@ private:
     enum Skip : size_t { type, scope, invalid, protected_, own, full };
     std::optional<Skip> refuse(const FleetDecision& d, net::Cidr& out, int64_t now) const;
     void put(const net::Cidr& c, const FleetDecision& d, int64_t now);
+    void touch(const net::Cidr& p);
+    void inst_set(const net::Cidr& p, int64_t end);
+    void inst_erase(const net::Cidr& p);
+    void cover(const net::Cidr& p, int64_t now);
+    void uncover(const net::Cidr& p, int64_t now);
+    double commit(int64_t now);     // the kernel's ms
     double reconcile(int64_t now);  // the kernel's ms
     void skip(Skip why, const FleetDecision& d);
 
@@ -95,6 +102,13 @@ private:
     std::unique_ptr<FleetClient> client_;
     // What the kernel sets hold: the widest active prefixes, with their end.
     std::map<net::Cidr, int64_t, CidrLess> installed_;
+    struct EndLess {
+        bool operator()(const std::pair<int64_t, net::Cidr>& a, const std::pair<int64_t, net::Cidr>& b) const {
+            return a.first != b.first ? a.first < b.first : CidrLess{}(a.second, b.second);
+        }
+    };
+    std::set<std::pair<int64_t, net::Cidr>, EndLess> ends_;  // installed_ by end (0: permanent first, skipped)
+    std::map<net::Cidr, std::optional<int64_t>, CidrLess> touched_;  // this change's prefixes, as they were
     int64_t full_logged_ = 0;
     Counters counters_;
 };

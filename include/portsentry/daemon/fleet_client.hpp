@@ -55,12 +55,6 @@ struct FleetAlert {
     uint16_t port = 0;
 };
 
-// "4h", "3h59m58.5s", "-1.5s", "500ms": whole seconds, rounded toward zero;
-// nullopt when it is not a Go duration.
-std::optional<int64_t> parse_go_duration(std::string_view s);
-// Whole seconds as a Go duration: "90s".
-std::string go_duration(int64_t seconds);
-
 class FleetClient {
 public:
     struct Settings {

@@ -10,6 +10,7 @@
 #include "daemon_test_util.hpp"
 #include "fake_ban_table.hpp"
 #include "portsentry/daemon/fleet.hpp"
+#include "portsentry/daemon/fleet_wire.hpp"
 
 using namespace portsentry;
 using daemon::Fleet;
@@ -83,6 +84,34 @@ TEST(GoDuration, ParsesWhatTheLapiSends) {
     EXPECT_EQ(daemon::parse_go_duration("4d"), std::nullopt);  // Go has no day unit
     EXPECT_EQ(daemon::parse_go_duration("h"), std::nullopt);
     EXPECT_EQ(daemon::go_duration(3600), "3600s");
+}
+
+TEST(FleetWire, AnAlertCarriesEveryFieldTheLapiRequires) {
+    daemon::FleetAlert a{cidr("2001:db8:7::/64"), kNow, kNow + 600, "TCP SYN/Normal scan", "TCP", 23};
+    const auto j = daemon::fleet_wire::alert_json(a, kNow + 100);
+    for (const char* k : {"capacity", "events", "events_count", "leakspeed", "message", "scenario", "scenario_hash",
+                          "scenario_version", "simulated", "source", "start_at", "stop_at"})
+        EXPECT_TRUE(j.contains(k)) << k;
+    const auto& d = j["decisions"][0];
+    EXPECT_EQ(d["origin"], "portsentry");
+    EXPECT_EQ(d["scenario"], "portsentry/portscan");
+    EXPECT_EQ(d["scope"], "Range");  // a /64
+    EXPECT_EQ(d["value"], "2001:db8:7::/64");
+    EXPECT_EQ(d["duration"], "500s");  // what is left of the ban
+    EXPECT_NE(j["message"].get<std::string>().find("TCP SYN/Normal scan"), std::string::npos);
+    auto back = daemon::fleet_wire::queue_entry(daemon::fleet_wire::queue_line(a));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(back->prefix, a.prefix);
+    EXPECT_EQ(back->until, a.until);
+    EXPECT_EQ(back->port, 23);
+}
+
+TEST(FleetWire, AnEmptyListIsNullAndMalformedEntriesAreDropped) {
+    EXPECT_TRUE(daemon::fleet_wire::decisions_of(nlohmann::json(nullptr)).empty());
+    auto v = daemon::fleet_wire::decisions_of(nlohmann::json::parse(
+        R"([{"value":"192.0.2.9","scope":"Ip","type":"ban","origin":"crowdsec","scenario":"s","duration":"3h59m1.5s"}, 7])"));
+    ASSERT_EQ(v.size(), 1u);
+    EXPECT_EQ(v[0].seconds, 14341);
 }
 
 TEST_F(FleetTest, BansOfAddressesAndRangesGoToTheFleetSetsWithTheirTime) {

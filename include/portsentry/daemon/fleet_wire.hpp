@@ -1,0 +1,36 @@
+// What goes over the wire to CrowdSec's LAPI and into <state>.push: the
+// alert body (docs/CROWDSEC facts: every required field, stop_at = now so the
+// ban lasts its duration), the decisions stream's entries, Go durations.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "portsentry/daemon/fleet_client.hpp"
+
+namespace portsentry::daemon {
+
+// "4h", "3h59m58.5s", "-1.5s", "500ms": whole seconds, rounded toward zero;
+// nullopt when it is not a Go duration.
+std::optional<int64_t> parse_go_duration(std::string_view s);
+// Whole seconds as a Go duration: "90s".
+std::string go_duration(int64_t seconds);
+
+namespace fleet_wire {
+
+// One alert with one ban decision (scope Ip, or Range for a prefix), for
+// the ban's time left at `now`.
+nlohmann::json alert_json(const FleetAlert& a, int64_t now);
+// The stream's "new" or "deleted" list (null when empty) as decisions;
+// malformed entries are dropped.
+std::vector<FleetDecision> decisions_of(const nlohmann::json& list);
+// A queued alert as one line of <state>.push (no newline), and back.
+std::string queue_line(const FleetAlert& a);
+std::optional<FleetAlert> queue_entry(const std::string& line);
+
+}  // namespace fleet_wire
+}  // namespace portsentry::daemon
