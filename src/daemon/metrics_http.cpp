@@ -150,3 +150,31 @@ uint16_t MetricsEndpoint::port() const {
 }
 
 }  // namespace portsentry::daemon
+
+namespace portsentry::daemon {
+
+void rebind_metrics(std::unique_ptr<MetricsEndpoint>& endpoint, std::string& listen, const std::string& old_listen,
+                    const Stats& stats, const std::function<void(const std::string&)>& log) {
+    endpoint.reset();
+    if (listen.empty()) {
+        log(fmt::format("portsentry-nfq: reload: metrics endpoint {} closed", old_listen));
+        return;
+    }
+    try {
+        endpoint = std::make_unique<MetricsEndpoint>(*config::parse_listen(listen, nullptr), stats);
+        log(fmt::format("portsentry-nfq: reload: serving metrics at http://{}/metrics", endpoint->address()));
+        return;
+    } catch (const std::exception& e) {
+        log(fmt::format("portsentry-nfq: reload: {}: {}", e.what(),
+                        old_listen.empty() ? "metrics stay off" : "still serving " + old_listen));
+    }
+    listen = old_listen;
+    if (old_listen.empty()) return;
+    try {
+        endpoint = std::make_unique<MetricsEndpoint>(*config::parse_listen(old_listen, nullptr), stats);
+    } catch (const std::exception& e) {
+        log(fmt::format("portsentry-nfq: reload: {}: metrics endpoint off", e.what()));
+    }
+}
+
+}  // namespace portsentry::daemon

@@ -135,7 +135,6 @@ struct Service::Impl final : BanListener, CommandHandler {
     ControlReply reload() override;
     std::string status_line();
     void register_all_metrics();
-    void serve_metrics(const std::string& old_listen);
 
     // BanListener
     void blocked(const net::IpAddr& a, std::optional<std::chrono::seconds> left) override {
@@ -447,33 +446,6 @@ void Service::Impl::register_all_metrics() {
     stats.adopt(std::move(fresh));
 }
 
-// SIGHUP changed metrics.listen: the old address is released first (the new
-// one may be the same port on another address), then the new one bound. If
-// that fails the old one is bound again and kept in the config, so the next
-// SIGHUP tries again; the daemon goes on either way.
-void Service::Impl::serve_metrics(const std::string& old_listen) {
-    metrics_http.reset();
-    if (cfg->metrics.listen.empty()) {
-        log.write(fmt::format("portsentry-nfq: reload: metrics endpoint {} closed", old_listen));
-        return;
-    }
-    try {
-        metrics_http = std::make_unique<MetricsEndpoint>(*config::parse_listen(cfg->metrics.listen, nullptr), stats);
-        log.write(fmt::format("portsentry-nfq: reload: serving metrics at http://{}/metrics", metrics_http->address()));
-        return;
-    } catch (const std::exception& e) {
-        log.write(fmt::format("portsentry-nfq: reload: {}: {}", e.what(),
-                              old_listen.empty() ? "metrics stay off" : "still serving " + old_listen));
-    }
-    cfg->metrics.listen = old_listen;
-    if (old_listen.empty()) return;
-    try {
-        metrics_http = std::make_unique<MetricsEndpoint>(*config::parse_listen(old_listen, nullptr), stats);
-    } catch (const std::exception& e) {
-        log.write(fmt::format("portsentry-nfq: reload: {}: metrics endpoint off", e.what()));
-    }
-}
-
 // SIGHUP: every setting the key table names is compared; the parts take the
 // new config as a whole, except the restart-only keys (reload.cpp).
 ControlReply Service::Impl::reload() {
@@ -533,7 +505,9 @@ ControlReply Service::Impl::reload() {
     tripwires->reconcile(*cfg);
     if (cfg->queue_num != old->queue_num || cfg->nflog_group != old->nflog_group) open_source();
     register_all_metrics();
-    if (cfg->metrics.listen != old->metrics.listen) serve_metrics(old->metrics.listen);
+    if (cfg->metrics.listen != old->metrics.listen)
+        rebind_metrics(metrics_http, cfg->metrics.listen, old->metrics.listen, stats,
+                       [this](const std::string& l) { log.write(l); });
     for (const auto& k : plan.needs_restart)
         log.write(fmt::format("portsentry-nfq: reload: {} changed: needs a restart (still using {})", k,
                               config::format_value(*config::find_yaml_key(k), *cfg)));

@@ -7,6 +7,7 @@
 // register_metrics(), nothing is registered here.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,5 +55,13 @@ private:
     std::shared_ptr<prometheus::Collectable> collectable_;
     std::unique_ptr<prometheus::Exposer> exposer_;
 };
+
+// SIGHUP changed metrics.listen from `old_listen` to `listen`: the old
+// address is released first (the new one may be the same port on another
+// address), then the new one bound. If that fails the old one is bound again
+// and `listen` set back to it, so the next SIGHUP tries again; the daemon
+// goes on either way. Each outcome is one line through `log`.
+void rebind_metrics(std::unique_ptr<MetricsEndpoint>& endpoint, std::string& listen, const std::string& old_listen,
+                    const Stats& stats, const std::function<void(const std::string&)>& log);
 
 }  // namespace portsentry::daemon
