@@ -206,6 +206,9 @@ void Fleet::apply(FleetUpdate u, const Now& now) {
         // From the end of the HTTP response to the kernel's commit.
         const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - u.received).count();
         counters_.resync_seconds.set(ms / 1000);
+        // Catch-up resyncs can come every few seconds: one line a minute.
+        if (resync_logged_ && now.steady - *resync_logged_ < std::chrono::minutes(1)) return;
+        resync_logged_ = now.steady;
         log_(fmt::format("fleet: resync: {} decisions in {:.1f} ms (parse {:.1f} ms, kernel {:.1f} ms); {} in the fleet table",
                          u.added.size(), ms, u.parse_ms, kernel_ms, store_.records().size()));
     }

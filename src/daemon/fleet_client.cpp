@@ -5,6 +5,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <ctime>
 #include <fmt/format.h>
@@ -40,6 +41,23 @@ struct FleetClient::Impl {
     bool need_resync = true;
     Steady::time_point next_poll{}, next_push{}, next_resync{}, next_catch_up{};
     static constexpr auto kSlowPoll = std::chrono::milliseconds(50);
+    bool catch_up = false;  // a full poll is due as soon as next_catch_up allows
+    int64_t max_id = 0;     // the highest decision id seen
+
+    // Whether this answer skips decision ids (after the highest seen before).
+    bool skipped_ids(const FleetUpdate& u, bool startup) {
+        std::vector<int64_t> ids;
+        for (const auto* l : {&u.added, &u.deleted})
+            for (const auto& d : *l)
+                if (d.id > (startup ? 0 : max_id)) ids.push_back(d.id);
+        if (ids.empty()) return false;
+        std::sort(ids.begin(), ids.end());
+        bool gap = false;
+        if (!startup)
+            for (size_t i = 0; i < ids.size() && !gap; ++i) gap = ids[i] != (i ? ids[i - 1] : max_id) + 1 && (i == 0 || ids[i] != ids[i - 1]);
+        max_id = std::max(max_id, ids.back());
+        return gap;
+    }
     int push_backoff = 0;
     std::string last_error;
     Steady::time_point last_error_at{};
@@ -191,7 +209,7 @@ struct FleetClient::Impl {
 };
 
 void FleetClient::Impl::poll() {
-    const bool startup = need_resync || Steady::now() >= next_resync;
+    const bool startup = need_resync || Steady::now() >= next_resync || (catch_up && Steady::now() >= next_catch_up);
     const auto sent = Steady::now();
     auto r = request("GET", startup ? "/v1/decisions/stream?startup=true" : "/v1/decisions/stream",
                      {"X-Api-Key: " + c.s_.bouncer_key}, nullptr, startup ? 60000 : 10000);
@@ -211,18 +229,20 @@ void FleetClient::Impl::poll() {
     if (j.contains("new")) u.added = fleet_wire::decisions_of(j["new"]);
     if (j.contains("deleted")) u.deleted = fleet_wire::decisions_of(j["deleted"]);
     u.parse_ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
+    const bool gap = skipped_ids(u, startup);
     if (startup) {
-        need_resync = false;
+        need_resync = catch_up = false;
         next_resync = Steady::now() + c.s_.resync;
         // A catch-up costs at most a tenth of the time (a big fleet's
         // resync is long), and comes at most every 2 s.
         next_catch_up = Steady::now() + std::max<Steady::duration>(std::chrono::seconds(2), 10 * (received - sent));
-    } else if (received - sent > kSlowPoll && Steady::now() >= next_catch_up) {
-        // LAPI 1.4.6 stamps a decision before its alert commits: a poll
-        // that waited on that write (the slow ones) moved this key's cursor
-        // past a decision it could not see, which no delta brings later
-        // (docs/FLEET-LAB.md). The next poll is a full one.
-        need_resync = true;
+    } else if (!catch_up && (gap || received - sent > kSlowPoll)) {
+        // LAPI 1.4.6 stamps a decision before its alert commits: a poll that
+        // ran before that commit moved this key's cursor past the decision,
+        // and no delta brings it later (docs/FLEET-LAB.md). Such a poll is
+        // slow (it waited on the write), or a later one skips its id: the
+        // next poll allowed is a full one.
+        catch_up = true;
         c.counters_.catch_ups.inc();
     }
     c.counters_.polls.inc();

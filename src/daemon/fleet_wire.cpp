@@ -100,6 +100,7 @@ std::vector<FleetDecision> fleet_wire::decisions_of(const json& list) {
         d.origin = str("origin");
         d.scenario = str("scenario");
         d.seconds = parse_go_duration(str("duration")).value_or(0);
+        if (e.contains("id") && e["id"].is_number_integer()) d.id = e["id"].get<int64_t>();
         out.push_back(std::move(d));
     }
     return out;

@@ -204,7 +204,7 @@ void fleet_metrics(Stats& s, const Fleet& f) {
     s.add("portsentry_fleet_errors_total", {}, "failed LAPI requests (network, HTTP status) and kernel refusals",
           k.errors);
     s.add("portsentry_fleet_failovers_total", {}, "switches to the next lapi_url", k.failovers);
-    s.add("portsentry_fleet_catch_ups_total", {}, "full polls after a slow delta poll (LAPI 1.4.6 may have skipped a decision)",
+    s.add("portsentry_fleet_catch_ups_total", {}, "full polls after a delta poll that may have missed a decision (slow, or skipping ids: LAPI 1.4.6)",
           k.catch_ups);
     s.add("portsentry_fleet_up", {}, "1: the last request reached a LAPI", k.up);
     s.gauge_fn("portsentry_fleet_lag_seconds", {}, "now - the last successful decisions poll (-1: none yet)",

@@ -110,6 +110,7 @@ private:
     std::set<std::pair<int64_t, net::Cidr>, EndLess> ends_;  // installed_ by end (0: permanent first, skipped)
     std::map<net::Cidr, std::optional<int64_t>, CidrLess> touched_;  // this change's prefixes, as they were
     int64_t full_logged_ = 0;
+    std::optional<std::chrono::steady_clock::time_point> resync_logged_;
     Counters counters_;
 };
 

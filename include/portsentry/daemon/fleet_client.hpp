@@ -7,8 +7,9 @@
 //    again; a 500 is not resent blindly (the LAPI may have stored it: the
 //    alerts are looked up first);
 //  - pull: GET /v1/decisions/stream every poll interval (startup=true at
-//    start, after a fail-over, every resync interval, and after a slow delta
-//    poll: it may have crossed a decision the LAPI will never send); the parsed
+//    start, after a fail-over, every resync interval, and after a delta poll
+//    that may have crossed a decision the LAPI will never send: a slow one, or
+//    one whose decision ids skip some); the parsed
 //    answers go back to the loop through an eventfd (take_updates);
 //  - LAPI down: one line when it goes, one when it is back; with several
 //    URLs the next one is tried in order.
@@ -37,6 +38,7 @@ namespace portsentry::daemon {
 struct FleetDecision {
     std::string value, scope, type, origin, scenario;
     int64_t seconds = 0;  // time left (the entry's Go duration, rounded down); < 0 in `deleted`
+    int64_t id = 0;       // the LAPI's decision id (increasing with creation)
 };
 
 struct FleetUpdate {
