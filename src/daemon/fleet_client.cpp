@@ -467,7 +467,10 @@ void FleetClient::run() {
         auto wake = s_.pull ? m.next_poll : Steady::now() + std::chrono::seconds(1);
         if (!queue_.empty() || !m.unbans_waiting.empty())
             wake = std::min(wake, std::max(m.next_push, Steady::now() + std::chrono::milliseconds(5)));
-        cv_.wait_until(lk, wake, [&] { return stop_ || !unbans_.empty() || (!have_push && !queue_.empty()); });
+        // A new alert wakes the thread at once, unless pushes are backing off.
+        cv_.wait_until(lk, wake, [&] {
+            return stop_ || !unbans_.empty() || (s_.push && !queue_.empty() && Steady::now() >= m.next_push);
+        });
     }
 }
 
