@@ -1,0 +1,88 @@
+#!/bin/bash
+# shellcheck disable=SC2154  # FB_*/LAPI_*/FWB_* come from bench/fleet_lib.sh
+# bench_fleet_burst.sh: CPU during a burst of bans (issue 14): portsentry-nfq
+# on host A (detecting and pushing), portsentry-nfq on host B (pulling), the
+# LAPI, and — the baseline on B, same run, same decisions — the stock
+# crowdsec-firewall-bouncer, each as % of one core, from /proc/PID/stat
+# utime+stime (all threads) before and after.
+#
+# Same lab as bench_fleet_propagation.sh. The attacker sends RATE probes/s for
+# BURST_S seconds (one TCP SYN each from its own IPv6 address, one /64 each:
+# 2001:db8:100:N::2, so nothing aggregates and the documentation ranges
+# suffice), to closed watched port 9 of A. Measured windows:
+#   idle:  IDLE_S seconds of steady polling before the burst;
+#   burst: from the first probe until every source is in B's @fleet6 and in
+#          the stock bouncer's set (or 30 s after the last probe).
+# Also prints the propagation (A's @banned6 → B's sets) during the burst, and
+# how many sources each set got.
+#
+# Usage: sudo bench/bench_fleet_burst.sh [BUILD_DIR=build]
+#   RATE=100  BURST_S=10  IDLE_S=10  POLL=1s (daemons' poll_interval and the
+#   stock bouncer's update_frequency)   FL_KEEP_TMP=1 keeps the lab's files.
+set -u
+[ "$(id -u)" -eq 0 ] || { echo "bench_fleet_burst.sh: needs root (network namespaces, nft)" >&2; exit 77; }
+HERE=$(cd "$(dirname "$0")" && pwd)
+BUILD=$(cd "${1:-$HERE/../build}" && pwd) || exit 1
+BIN=$BUILD/portsentry-nfq
+[ -x "$BIN" ] || { echo "missing $BIN (meson compile -C $BUILD portsentry-nfq)" >&2; exit 1; }
+for c in crowdsec cscli crowdsec-firewall-bouncer jq; do
+    command -v "$c" >/dev/null || { echo "bench_fleet_burst.sh: $c missing (scripts/install-deps)" >&2; exit 1; }
+done
+RATE=${RATE:-100} BURST_S=${BURST_S:-10} IDLE_S=${IDLE_S:-10} POLL=${POLL:-1s}
+NPROBES=$((RATE * BURST_S))
+# shellcheck source-path=SCRIPTDIR source=fleet_lib.sh
+. "$HERE/fleet_lib.sh"
+
+fb_lab_up || { fl_say "lab set-up failed"; exit 1; }
+lapi_cscli lapi decisions add --ip 203.0.113.250 --duration 4h >/dev/null 2>&1 ||
+    { fl_say "cscli decisions add failed"; exit 1; }
+ADDRS=$FL_TMP/addrs.txt
+awk -v n="$NPROBES" 'BEGIN { for (i = 0; i < n; i++) printf "2001:db8:100:%x::2\n", i }' >"$ADDRS"
+fb_attackers "$ADDRS" || exit 1
+fb_stamp_start a "$FB_A" portsentry/banned6 &&
+fb_stamp_start b "$FB_B" portsentry/fleet6 crowdsec6/crowdsec6-blacklists || exit 1
+
+fb_conf_a "$POLL" && fb_daemon_start a || exit 1
+fb_conf_b "$POLL" && fb_daemon_start b || exit 1
+fl_bouncer_start fwb "$FB_B" lapi "$FB_FWB_KEY" "$POLL" || exit 1
+sleep 2
+
+NAMES=("portsentry-nfq A (detect + push)" "portsentry-nfq B (pull)" "LAPI (crowdsec -no-cs, SQLite)" "stock bouncer B (baseline)")
+PIDS=("${FB_PID[a]}" "${FB_PID[b]}" "${LAPI_PID[lapi]}" "${FWB_PID[fwb]}")
+ticks_all() { local p; for p in "${PIDS[@]}"; do printf '%s ' "$(fb_ticks "$p")"; done; }
+
+echo "bench_fleet_burst: $NPROBES bans at ${RATE}/s (jittered) over ~${BURST_S} s; poll interval $POLL; idle window ${IDLE_S} s"
+echo "  kernel $(uname -r), $(nproc) CPUs; daemon $BIN; load $(cut -d' ' -f1-3 /proc/loadavg)"
+
+read -ra I0 <<<"$(ticks_all)"; ti0=$(fl_ms)
+sleep "$IDLE_S"
+read -ra I1 <<<"$(ticks_all)"; ti1=$(fl_ms)
+
+read -ra B0 <<<"$(ticks_all)"; tb0=$(fl_ms)
+ip netns exec "$FB_X" "$PY" "$HERE/fleet_probe.py" 2001:db8:1::1 9 "$RATE" "$ADDRS" \
+    >"$FL_TMP/probes.txt" 2>"$FL_TMP/probes.err" || { cat "$FL_TMP/probes.err" >&2; exit 1; }
+fb_wait_seen "${FB_STAMP[b]}" portsentry/fleet6 "$ADDRS" 30 || echo "  (not all in B's @fleet6 30 s after the last probe)"
+fb_wait_seen "${FB_STAMP[b]}" crowdsec6/crowdsec6-blacklists "$ADDRS" 5 || echo "  (not all in the stock bouncer's set)"
+read -ra B1 <<<"$(ticks_all)"; tb1=$(fl_ms)
+echo "  attacker: $(cat "$FL_TMP/probes.err"); burst window (first probe -> all propagated): $((tb1 - tb0)) ms"
+echo "  sources in A's @banned6: $(fb_count_seen "${FB_STAMP[a]}" portsentry/banned6 "$ADDRS"), B's @fleet6: $(fb_count_seen "${FB_STAMP[b]}" portsentry/fleet6 "$ADDRS"), stock set: $(fb_count_seen "${FB_STAMP[b]}" crowdsec6/crowdsec6-blacklists "$ADDRS") (of $NPROBES)"
+echo
+printf '  %-36s %16s %16s\n' process "idle % of 1 core" "burst % of 1 core"
+for i in 0 1 2 3; do
+    printf '  %-36s %16s %16s\n' "${NAMES[$i]}" "$(fb_pct $((I1[i] - I0[i])) $((ti1 - ti0)))" "$(fb_pct $((B1[i] - B0[i])) $((tb1 - tb0)))"
+done
+awk -v o=$((B1[1] - B0[1])) -v s=$((B1[3] - B0[3])) 'BEGIN {
+    if (s > 0) printf "  ratio B ours/stock during the burst: %.2fx\n", o / s
+    else printf "  ratio B ours/stock during the burst: n/a (stock used < 1 tick)\n" }'
+echo
+echo "  propagation during the burst:"
+"$PY" "$HERE/fleet_latency.py" "$FL_TMP/probes.txt" \
+    "ban on A=${FB_STAMP[a]}=portsentry/banned6" \
+    "B @fleet6 (portsentry-nfq)=${FB_STAMP[b]}=portsentry/fleet6" \
+    "B crowdsec6-blacklists (stock)=${FB_STAMP[b]}=crowdsec6/crowdsec6-blacklists"
+ip netns exec "$FB_B" curl -s --max-time 2 http://127.0.0.1:9470/metrics 2>/dev/null |
+    grep -E '^portsentry_fleet_(pulled|skipped|errors)' | sed 's/^/  B metrics: /'
+fl_bouncer_stop fwb
+fb_daemon_stop b
+fb_daemon_stop a
+exit 0
