@@ -24,12 +24,16 @@
 #   POLLS="1s 100ms" (one round each, fresh sources: 198.51.100.0/24, then
 #   203.0.113.0/24)  BANS=200 (at most 200)  RATE=10 (probes/s)
 #   FL_KEEP_TMP=1 keeps the lab's files (logs, stamps).
+#   DAEMON=0: no daemon; bench/fleet_push.py in A's namespace pushes the
+#   alerts itself (its 201 = "ban on A"): checks the lab and the stock
+#   bouncer's half alone.
 set -u
 [ "$(id -u)" -eq 0 ] || { echo "bench_fleet_propagation.sh: needs root (network namespaces, nft)" >&2; exit 77; }
 HERE=$(cd "$(dirname "$0")" && pwd)
 BUILD=$(cd "${1:-$HERE/../build}" && pwd) || exit 1
 BIN=$BUILD/portsentry-nfq
-[ -x "$BIN" ] || { echo "missing $BIN (meson compile -C $BUILD portsentry-nfq)" >&2; exit 1; }
+DAEMON=${DAEMON:-1}
+[ "$DAEMON" = 0 ] || [ -x "$BIN" ] || { echo "missing $BIN (meson compile -C $BUILD portsentry-nfq)" >&2; exit 1; }
 for c in crowdsec cscli crowdsec-firewall-bouncer jq; do
     command -v "$c" >/dev/null || { echo "bench_fleet_propagation.sh: $c missing (scripts/install-deps)" >&2; exit 1; }
 done
@@ -67,19 +71,32 @@ for POLL in $POLLS; do
     seq 10 $((9 + BANS)) | sed "s/^/$NET./" >"$ADDRS"
     fb_attackers "$ADDRS" || exit 1
 
-    fb_conf_a "$POLL" && fb_daemon_start a || exit 1
-    fb_conf_b "$POLL" && fb_daemon_start b || exit 1
+    if [ "$DAEMON" = 1 ]; then
+        fb_conf_a "$POLL" && fb_daemon_start a || exit 1
+        fb_conf_b "$POLL" && fb_daemon_start b || exit 1
+    fi
     fl_bouncer_start fwb "$FB_B" lapi "$FB_FWB_KEY" "$POLL" || exit 1
     sleep 2   # both pullers past their startup pull, in steady polling
 
     echo
     echo "--- poll interval $POLL (A: poll_interval $POLL; B: poll_interval $POLL; stock bouncer: update_frequency $POLL)  load $(cut -d' ' -f1-3 /proc/loadavg)"
-    ip netns exec "$FB_X" "$PY" "$HERE/fleet_probe.py" "$NET.1" 9 "$RATE" "$ADDRS" \
-        >"$FL_TMP/probes-$R.txt" 2>"$FL_TMP/probes-$R.err" || { cat "$FL_TMP/probes-$R.err" >&2; exit 1; }
-    echo "  attacker: $(cat "$FL_TMP/probes-$R.err")"
-    fb_wait_seen "${FB_STAMP[b]}" portsentry/fleet "$ADDRS" 10 ||
-        echo "  (not all seen on B's @fleet 10 s after the last probe)"
-    fb_wait_seen "${FB_STAMP[b]}" crowdsec/crowdsec-blacklists "$ADDRS" 2 ||
+    if [ "$DAEMON" = 1 ]; then
+        ip netns exec "$FB_X" "$PY" "$HERE/fleet_probe.py" "$NET.1" 9 "$RATE" "$ADDRS" \
+            >"$FL_TMP/probes-$R.txt" 2>"$FL_TMP/probes-$R.err" || { cat "$FL_TMP/probes-$R.err" >&2; exit 1; }
+        echo "  attacker: $(cat "$FL_TMP/probes-$R.err")"
+    else
+        ip netns exec "$FB_A" "$PY" "$HERE/fleet_push.py" "$FB_LAPI_URL" host-a "$FB_A_PW" "$RATE" "$ADDRS" \
+            >"$FL_TMP/probes-$R.txt" 2>"$FL_TMP/probes-$R.err" || { cat "$FL_TMP/probes-$R.err" >&2; exit 1; }
+        echo "  DAEMON=0: $(wc -l <"$FL_TMP/probes-$R.txt") alerts pushed by fleet_push.py; $(grep -c HTTP "$FL_TMP/probes-$R.err") not answered 201"
+        awk '{ print $1, "portsentry/banned", $2 }' "$FL_TMP/probes-$R.txt" >>"${FB_STAMP[a]}"
+    fi
+    wait_s=12
+    if [ "$DAEMON" = 1 ]; then
+        fb_wait_seen "${FB_STAMP[b]}" portsentry/fleet "$ADDRS" 10 ||
+            echo "  (not all seen in B's @fleet 10 s after the last probe)"
+        wait_s=2
+    fi
+    fb_wait_seen "${FB_STAMP[b]}" crowdsec/crowdsec-blacklists "$ADDRS" "$wait_s" ||
         echo "  (not all seen in the stock bouncer's set 12 s after the last probe)"
     OUT=$("$PY" "$HERE/fleet_latency.py" "$FL_TMP/probes-$R.txt" \
         "ban on A=${FB_STAMP[a]}=portsentry/banned" \
@@ -87,16 +104,19 @@ for POLL in $POLLS; do
         "B crowdsec-blacklists (stock)=${FB_STAMP[b]}=crowdsec/crowdsec-blacklists")
     echo "$OUT"
     echo "  target: ours p99 <= stock p99 and <= $(( $(ms_of "$POLL") + 100 )) ms (interval + 100 ms)"
-    # What the daemons counted (metrics of B; A's push counter through B is not visible).
-    ip netns exec "$FB_B" curl -s --max-time 2 http://127.0.0.1:9470/metrics 2>/dev/null |
-        grep -E '^portsentry_fleet_(pulled|skipped|errors)' | sed 's/^/  B metrics: /'
-    grep -E 'fleet: (LAPI|resync)' "${FB_LOG[a]}" "${FB_LOG[b]}" | sed "s|$FL_TMP/||; s/^/  log: /" | tail -6
-    SUMMARY+=("$(printf '%-6s %s' "$POLL" "$(printf '%s\n' "$OUT" | grep -E 'fleet|stock|ratio' | tr -s ' ' | tr '\n' '|')")")
+    if [ "$DAEMON" = 1 ]; then
+        # What B counted, and the daemons' fleet log lines.
+        ip netns exec "$FB_B" curl -s --max-time 2 http://127.0.0.1:9470/metrics 2>/dev/null |
+            grep -E '^portsentry_fleet_(pulled|skipped|errors)' | sed 's/^/  B metrics: /'
+        grep -E 'fleet: ' "${FB_LOG[a]}" "${FB_LOG[b]}" | sed "s|$FL_TMP/||; s/^/  log: /" | tail -6
+    fi
+    SUMMARY+=("$(printf '%s\n' "$OUT" | grep -E 'B @fleet|crowdsec-blacklists|ratio' | sed "s/^ */$(printf '%-6s' "$POLL") /")")
 
     fl_bouncer_stop fwb
     fb_daemon_stop b
     fb_daemon_stop a
 done
+fb_finish
 echo
 echo "summary (propagation = element in B's set - element in A's @banned):"
-printf '  %s\n' "${SUMMARY[@]}" | sed 's/|/\n        /g'
+printf '%s\n' "${SUMMARY[@]}" | sed 's/^/  /'

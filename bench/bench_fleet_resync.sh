@@ -138,4 +138,5 @@ if [ "$STOCK" = 1 ]; then
     fi
     fl_bouncer_stop fwb
 fi
+fb_finish
 exit 0

@@ -27,6 +27,7 @@ PY=/usr/bin/python3
 FB_L=fb-l-$FL_SUFFIX FB_A=fb-a-$FL_SUFFIX FB_B=fb-b-$FL_SUFFIX FB_X=fb-x-$FL_SUFFIX
 FB_LAPI_URL=http://192.0.2.1:8080
 declare -A FB_PID FB_LOG FB_CONF FB_DDIR FB_NSOF FB_RUNS FB_STAMP
+FB_STAMP_PIDS=()
 
 # fb_lab_up: the four namespaces, the LAPI (running), host A's watcher
 # password (FB_A_PW), host B's two bouncer keys: FB_B_KEY (ours) and FB_FWB_KEY
@@ -143,9 +144,24 @@ fb_stamp_start() {
     local name=$1 ns=$2; shift 2
     FB_STAMP[$name]=$FL_TMP/stamp-$name.txt
     ip netns exec "$ns" "$PY" "$FB_DIR/nft_stamp.py" "$@" >"${FB_STAMP[$name]}" 2>"$FL_TMP/stamp-$name.err" &
-    FL_PIDS+=("$!")
+    FL_PIDS+=("$!") FB_STAMP_PIDS+=("$!")
     for _ in $(seq 100); do grep -q ready "$FL_TMP/stamp-$name.err" && { sleep 0.2; return 0; }; sleep 0.05; done
     fl_say "nft_stamp $name did not start"; return 1
+}
+
+# fb_finish: stops what is still running (daemons, the stock bouncer, the
+# readers, the LAPI) in order and quietly, before fl_cleanup's SIGKILLs (whose
+# "Killed" job notices would end the output).
+fb_finish() {
+    local n p
+    for n in "${!FWB_PID[@]}"; do fl_bouncer_stop "$n"; done
+    for n in "${!FB_PID[@]}"; do fb_daemon_stop "$n"; done
+    for p in "${FB_STAMP_PIDS[@]}"; do
+        { kill -TERM "$p" && wait "$p"; } 2>/dev/null
+        fl_forget_pid "$p"
+    done
+    FB_STAMP_PIDS=()
+    lapi_stop lapi
 }
 
 # fb_count_seen STAMPFILE SETS ADDRFILE: how many addresses of ADDRFILE have
