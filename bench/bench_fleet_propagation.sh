@@ -8,9 +8,10 @@
 # Host A runs portsentry-nfq (advanced TCP, crowdsec push to a SQLite LAPI in
 # its own namespace, ban caps off). The attacker sends BANS probes, one TCP SYN
 # each from a distinct source address to closed watched port 9 of A, at RATE/s
-# (gaps jittered ±50 %, so the probes do not lock to the poll phase). Three
-# `nft monitor` readers (bench/nft_stamp.py, one clock: CLOCK_REALTIME) time
-# each source's element appearing
+# (gaps jittered ±50 %, so the probes do not lock to the poll phase).
+# `nft monitor` readers in A and in B (bench/nft_stamp.py; one clock,
+# CLOCK_REALTIME, is the same in every namespace) time each source's element
+# appearing
 #   - in A's @banned               (ban on A),
 #   - in B's @fleet                (ours),
 #   - in B's crowdsec-blacklists   (the stock bouncer: baseline).
@@ -23,6 +24,11 @@
 # Usage: sudo bench/bench_fleet_propagation.sh [BUILD_DIR=build]
 #   POLLS="1s 100ms" (one round each, fresh sources: 198.51.100.0/24, then
 #   203.0.113.0/24)  BANS=200 (at most 200)  RATE=10 (probes/s)
+#   A_PULL=1: host A pulls too (pull: true, its own key; the default of a
+#   fleet config); by default it only pushes.
+#   LAPI_WATCH_MS=20: bench/stream_stamp.py polls the LAPI's stream with a key
+#   of its own every 20 ms and times each decision's arrival there, which
+#   splits propagation into push (A → LAPI) and pull (LAPI → B); 0 = off.
 #   FL_KEEP_TMP=1 keeps the lab's files (logs, stamps).
 #   DAEMON=0: no daemon; bench/fleet_push.py in A's namespace pushes the
 #   alerts itself (its 201 = "ban on A"): checks the lab and the stock
@@ -37,7 +43,7 @@ DAEMON=${DAEMON:-1}
 for c in crowdsec cscli crowdsec-firewall-bouncer jq; do
     command -v "$c" >/dev/null || { echo "bench_fleet_propagation.sh: $c missing (scripts/install-deps)" >&2; exit 1; }
 done
-POLLS=${POLLS:-"1s 100ms"} BANS=${BANS:-200} RATE=${RATE:-10}
+POLLS=${POLLS:-"1s 100ms"} BANS=${BANS:-200} RATE=${RATE:-10} LAPI_WATCH_MS=${LAPI_WATCH_MS:-20} A_PULL=${A_PULL:-0}
 [ "$BANS" -le 200 ] || BANS=200
 # shellcheck source-path=SCRIPTDIR source=fleet_lib.sh
 . "$HERE/fleet_lib.sh"
@@ -48,8 +54,12 @@ fb_lab_up || { fl_say "lab set-up failed"; exit 1; }
 lapi_cscli lapi decisions add --ip 203.0.113.250 --duration 4h >/dev/null 2>&1 ||
     { fl_say "cscli decisions add failed"; exit 1; }
 fb_stamp_start a "$FB_A" portsentry/banned portsentry/banned6 &&
-fb_stamp_start b "$FB_B" portsentry/fleet portsentry/fleet6 crowdsec/crowdsec-blacklists ||
-    exit 1
+fb_stamp_start b "$FB_B" portsentry/fleet portsentry/fleet6 crowdsec/crowdsec-blacklists || exit 1
+LAPI_ROW=()
+if [ "$LAPI_WATCH_MS" -gt 0 ]; then
+    fb_stream_stamp_start lapi "$LAPI_WATCH_MS" || exit 1
+    LAPI_ROW=("in the LAPI's stream (${LAPI_WATCH_MS} ms poller)=${FB_STAMP[lapi]}=lapi/stream")
+fi
 
 ms_of() {  # ms_of GO-DURATION ("1s", "100ms", "1.5s")
     awk -v d="$1" 'BEGIN { if (d ~ /ms$/) print d + 0; else if (d ~ /s$/) print (d + 0) * 1000; else print d }'
@@ -72,14 +82,14 @@ for POLL in $POLLS; do
     fb_attackers "$ADDRS" || exit 1
 
     if [ "$DAEMON" = 1 ]; then
-        fb_conf_a "$POLL" && fb_daemon_start a || exit 1
+        fb_conf_a "$POLL" "$A_PULL" && fb_daemon_start a || exit 1
         fb_conf_b "$POLL" && fb_daemon_start b || exit 1
     fi
     fl_bouncer_start fwb "$FB_B" lapi "$FB_FWB_KEY" "$POLL" || exit 1
     sleep 2   # both pullers past their startup pull, in steady polling
 
     echo
-    echo "--- poll interval $POLL (A: poll_interval $POLL; B: poll_interval $POLL; stock bouncer: update_frequency $POLL)  load $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "--- poll interval $POLL (A: push$([ "$A_PULL" = 1 ] && echo " + pull"), poll_interval $POLL; B: poll_interval $POLL; stock bouncer: update_frequency $POLL)  load $(cut -d' ' -f1-3 /proc/loadavg)"
     if [ "$DAEMON" = 1 ]; then
         ip netns exec "$FB_X" "$PY" "$HERE/fleet_probe.py" "$NET.1" 9 "$RATE" "$ADDRS" \
             >"$FL_TMP/probes-$R.txt" 2>"$FL_TMP/probes-$R.err" || { cat "$FL_TMP/probes-$R.err" >&2; exit 1; }
@@ -101,7 +111,7 @@ for POLL in $POLLS; do
     OUT=$("$PY" "$HERE/fleet_latency.py" "$FL_TMP/probes-$R.txt" \
         "ban on A=${FB_STAMP[a]}=portsentry/banned" \
         "B @fleet (portsentry-nfq)=${FB_STAMP[b]}=portsentry/fleet" \
-        "B crowdsec-blacklists (stock)=${FB_STAMP[b]}=crowdsec/crowdsec-blacklists")
+        "B crowdsec-blacklists (stock)=${FB_STAMP[b]}=crowdsec/crowdsec-blacklists" "${LAPI_ROW[@]}")
     echo "$OUT"
     echo "  target: ours p99 <= stock p99 and <= $(( $(ms_of "$POLL") + 100 )) ms (interval + 100 ms)"
     if [ "$DAEMON" = 1 ]; then
@@ -110,7 +120,7 @@ for POLL in $POLLS; do
             grep -E '^portsentry_fleet_(pulled|skipped|errors)' | sed 's/^/  B metrics: /'
         grep -E 'fleet: ' "${FB_LOG[a]}" "${FB_LOG[b]}" | sed "s|$FL_TMP/||; s/^/  log: /" | tail -6
     fi
-    SUMMARY+=("$(printf '%s\n' "$OUT" | grep -E 'B @fleet|crowdsec-blacklists|ratio' | sed "s/^ */$(printf '%-6s' "$POLL") /")")
+    SUMMARY+=("$(printf '%s\n' "$OUT" | grep -E 'B @fleet|crowdsec-blacklists|stream|ratio' | sed "s/^ */$(printf '%-6s' "$POLL") /")")
 
     fl_bouncer_stop fwb
     fb_daemon_stop b

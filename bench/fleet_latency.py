@@ -1,17 +1,19 @@
 #!/usr/bin/python3
 """Join probe stamps with nft_stamp.py stamps: propagation latencies.
 
-Usage: fleet_latency.py PROBES REF OURS BASE [--ratio-label TEXT]
+Usage: fleet_latency.py PROBES REF OURS BASE [OTHER...]
   PROBES  fleet_probe.py output: "<epoch s> <source>" a line
   REF     LABEL=FILE=TABLE/SET[,TABLE/SET...]  (host A's ban sets)
-  OURS    same form (host B's @fleet sets), BASE: same (the stock bouncer's)
+  OURS    same form (host B's @fleet sets), BASE: same (the stock bouncer's);
+  OTHER   more of the same form, printed only (e.g. lapi/stream from
+          stream_stamp.py: when the decision was in the LAPI)
 
 For every probed source: t_ban = its first element in REF at or after the
-probe; then, for OURS and BASE, the first element at or after t_ban minus
-5 ms (the readers run in different namespaces but on one clock), latency =
-that - t_ban. Prints probe -> ban on A, and for both contenders
-n, p50, p99, max (ms; nearest rank, as bench_probe_ban.sh) and the sources
-that never showed, then the ratio OURS/BASE.
+probe; then, for each of the others, the first element at or after t_ban
+minus 5 ms (the readers run in different namespaces but on one clock),
+latency = that - t_ban. Prints probe -> ban on A, and for each of the
+others n, p50, p99, max (ms; nearest rank, as bench_probe_ban.sh) and the
+sources that never showed, then the ratio OURS/BASE.
 """
 import ipaddress
 import sys
@@ -59,17 +61,17 @@ def pct(v, q):
 
 def summary(label, lat, total, missing):
     if not lat:
-        print(f"  {label:<44} n=0/{total}  (none seen)")
+        print(f"  {label:<50} n=0/{total}  (none seen)")
         return None
     p50, p99, mx = pct(lat, 0.50), pct(lat, 0.99), max(lat)
     miss = f"  missing {len(missing)}: {' '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}" \
         if missing else ""
-    print(f"  {label:<44} n={len(lat)}/{total}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {mx:7.1f} ms{miss}")
+    print(f"  {label:<50} n={len(lat)}/{total}  p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  max {mx:7.1f} ms{miss}")
     return p50, p99, mx
 
 
 def main():
-    probes_path, ref, ours, base = sys.argv[1:5]
+    probes_path, ref = sys.argv[1:3]
     probes = []
     with open(probes_path) as f:
         for ln in f:
@@ -89,7 +91,7 @@ def main():
             ban_lat.append((b - t) * 1000)
     summary(f"probe -> {rl}", ban_lat, len(probes), ban_miss)
     res = []
-    for s in (ours, base):
+    for s in sys.argv[3:]:
         label, path, sets = spec(s)
         st = load_stamps(path, sets)
         lat, miss = [], []
@@ -100,7 +102,7 @@ def main():
             else:
                 lat.append((x - b) * 1000)
         res.append(summary(f"{rl} -> {label}", lat, len(t_ban), miss))
-    if res[0] and res[1]:
+    if len(res) >= 2 and res[0] and res[1]:
         r = [o / b if b > 0 else float("inf") for o, b in zip(res[0], res[1])]
         print(f"  ratio ours/stock: p50 {r[0]:.2f}x  p99 {r[1]:.2f}x  max {r[2]:.2f}x")
 

@@ -31,7 +31,8 @@ FB_STAMP_PIDS=()
 
 # fb_lab_up: the four namespaces, the LAPI (running), host A's watcher
 # password (FB_A_PW), host B's two bouncer keys: FB_B_KEY (ours) and FB_FWB_KEY
-# (the stock bouncer's: one key per consumer, the stream cursor is per key).
+# (the stock bouncer's: one key per consumer, the stream cursor is per key),
+# FB_WATCH_KEY for stream_stamp.py, FB_A_KEY for host A when it pulls too.
 fb_lab_up() {
     fl_ns_add "$FB_L" && fl_ns_add "$FB_A" && fl_ns_add "$FB_B" && fl_ns_add "$FB_X" &&
     fl_link "$FB_A" eth-l 192.0.2.2/25 "$FB_L" eth-a 192.0.2.1/25 &&
@@ -43,7 +44,8 @@ fb_lab_up() {
     ip -n "$FB_A" -6 route add 2001:db8:100::/48 dev eth-x || return 1
     lapi_new lapi "$FB_L" 192.0.2.1 8080 || return 1
     FB_A_PW=$(lapi_add_watcher lapi host-a) && FB_B_KEY=$(lapi_add_bouncer lapi host-b) &&
-    FB_FWB_KEY=$(lapi_add_bouncer lapi fwb-b) || return 1
+    FB_FWB_KEY=$(lapi_add_bouncer lapi fwb-b) && FB_WATCH_KEY=$(lapi_add_bouncer lapi bench-watch) &&
+    FB_A_KEY=$(lapi_add_bouncer lapi host-a) || return 1
     lapi_start lapi
 }
 
@@ -81,12 +83,15 @@ FB_DETECT=('tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], bl
     'kill_route: "nft-set"' 'kill_hosts_deny: ""' 'scan_trigger: 0' 'ban_time: 4h'
     'ban_rate_per_second: 0' 'ban_rate_per_prefix_per_minute: 0')
 
-# fb_conf_a POLL / fb_conf_b POLL [EXTRA-LINE...]: host A pushes (no pull),
-# host B pulls (no push), both at POLL ("1s", "100ms").
+# fb_conf_a POLL [PULL] / fb_conf_b POLL [EXTRA-LINE...]: host A pushes (and
+# pulls with PULL=1: the default of a fleet config), host B pulls (no push),
+# both at POLL ("1s", "100ms").
 fb_conf_a() {
+    local pull=('pull: false')
+    [ "${2:-0}" = 1 ] && pull=('pull: true' "  bouncer_key_file: \"$FB_A_KEY\"")
     fb_conf a "$FB_A" "${FB_DETECT[@]}" \
         'crowdsec:' "  lapi_url: \"$FB_LAPI_URL\"" '  machine_id: host-a' \
-        "  password_file: \"$FB_A_PW\"" '  push: true' '  pull: false' "  poll_interval: $1"
+        "  password_file: \"$FB_A_PW\"" '  push: true' "  ${pull[0]}" "${pull[@]:1}" "  poll_interval: $1"
 }
 fb_conf_b() {
     local poll=$1; shift
@@ -162,6 +167,18 @@ fb_finish() {
     done
     FB_STAMP_PIDS=()
     lapi_stop lapi
+}
+
+# fb_stream_stamp_start NAME INTERVAL_MS: stream_stamp.py in the LAPI's
+# namespace with FB_WATCH_KEY, its lines in FB_STAMP[NAME]; once it polls.
+fb_stream_stamp_start() {
+    local name=$1
+    FB_STAMP[$name]=$FL_TMP/stamp-$name.txt
+    ip netns exec "$FB_L" "$PY" "$FB_DIR/stream_stamp.py" "$FB_LAPI_URL" "$FB_WATCH_KEY" "$2" \
+        >"${FB_STAMP[$name]}" 2>"$FL_TMP/stamp-$name.err" &
+    FL_PIDS+=("$!") FB_STAMP_PIDS+=("$!")
+    for _ in $(seq 100); do grep -q ready "$FL_TMP/stamp-$name.err" && return 0; sleep 0.05; done
+    fl_say "stream_stamp $name did not start:"; cat "$FL_TMP/stamp-$name.err" >&2; return 1
 }
 
 # fb_count_seen STAMPFILE SETS ADDRFILE: how many addresses of ADDRFILE have
