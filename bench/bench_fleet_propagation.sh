@@ -112,6 +112,15 @@ for POLL in $POLLS; do
         "ban on A=${FB_STAMP[a]}=portsentry/banned" \
         "B @fleet (portsentry-nfq)=${FB_STAMP[b]}=portsentry/fleet" \
         "B crowdsec-blacklists (stock)=${FB_STAMP[b]}=crowdsec/crowdsec-blacklists" "${LAPI_ROW[@]}")
+    if [ "$LAPI_WATCH_MS" -gt 0 ]; then
+        # The pull alone: from the decision's first sighting in the LAPI's stream.
+        OUT2=$("$PY" "$HERE/fleet_latency.py" --slack-ms=$((LAPI_WATCH_MS + 5)) "$FL_TMP/probes-$R.txt" \
+            "in the LAPI=${FB_STAMP[lapi]}=lapi/stream" \
+            "B @fleet (portsentry-nfq)=${FB_STAMP[b]}=portsentry/fleet" \
+            "B crowdsec-blacklists (stock)=${FB_STAMP[b]}=crowdsec/crowdsec-blacklists" |
+            grep -v '^  probe ->' | sed 's/ratio ours/pull-only ratio ours/')
+        OUT=$OUT$'\n'$OUT2
+    fi
     echo "$OUT"
     echo "  target: ours p99 <= stock p99 and <= $(( $(ms_of "$POLL") + 100 )) ms (interval + 100 ms)"
     if [ "$DAEMON" = 1 ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Join probe stamps with nft_stamp.py stamps: propagation latencies.
 
-Usage: fleet_latency.py PROBES REF OURS BASE [OTHER...]
+Usage: fleet_latency.py [--slack-ms=5] PROBES REF OURS BASE [OTHER...]
   PROBES  fleet_probe.py output: "<epoch s> <source>" a line
   REF     LABEL=FILE=TABLE/SET[,TABLE/SET...]  (host A's ban sets)
   OURS    same form (host B's @fleet sets), BASE: same (the stock bouncer's);
@@ -10,8 +10,9 @@ Usage: fleet_latency.py PROBES REF OURS BASE [OTHER...]
 
 For every probed source: t_ban = its first element in REF at or after the
 probe; then, for each of the others, the first element at or after t_ban
-minus 5 ms (the readers run in different namespaces but on one clock),
-latency = that - t_ban. Prints probe -> ban on A, and for each of the
+minus the slack (5 ms: the readers run in different namespaces but on one
+clock; more when REF is a poller's stamp, itself late by up to its
+interval), latency = that - t_ban (so it can be slightly negative). Prints probe -> ban on A, and for each of the
 others n, p50, p99, max (ms; nearest rank, as bench_probe_ban.sh) and the
 sources that never showed, then the ratio OURS/BASE.
 """
@@ -71,7 +72,11 @@ def summary(label, lat, total, missing):
 
 
 def main():
-    probes_path, ref = sys.argv[1:3]
+    args = sys.argv[1:]
+    slack = 0.005
+    if args and args[0].startswith("--slack-ms="):
+        slack = float(args.pop(0).split("=", 1)[1]) / 1000
+    probes_path, ref = args[0:2]
     probes = []
     with open(probes_path) as f:
         for ln in f:
@@ -91,12 +96,12 @@ def main():
             ban_lat.append((b - t) * 1000)
     summary(f"probe -> {rl}", ban_lat, len(probes), ban_miss)
     res = []
-    for s in sys.argv[3:]:
+    for s in args[2:]:
         label, path, sets = spec(s)
         st = load_stamps(path, sets)
         lat, miss = [], []
         for a, b in t_ban.items():
-            x = first_after(st.get(a), b - 0.005)
+            x = first_after(st.get(a), b - slack)
             if x is None:
                 miss.append(a)
             else:
