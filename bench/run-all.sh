@@ -10,6 +10,10 @@
 # ban table persistence: bench_state (journal + compaction vs the whole-file rewrite: loop steps, bytes/min)
 # operator views: bench_views (status, why, list over 125k-1M bans)
 # restore: bench_restore.sh (start-up with 10k-1M bans vs nft -f of the same elements)
+# fleet (issue 14; needs crowdsec + crowdsec-firewall-bouncer, scripts/install-deps):
+#   bench_fleet_propagation.sh (ban on A -> in force on B, ours vs the stock bouncer, 1 s and 100 ms),
+#   bench_fleet_resync.sh (100k decisions vs nft -f; STOCK=0 here: the stock bouncer takes >20 min),
+#   bench_fleet_burst.sh (CPU during 100 bans/s for 10 s)
 # Everything needing packets runs in network namespaces of its own.
 set -u
 [ "$(id -u)" -eq 0 ] || { echo "run-all.sh: needs root (network namespaces, nft)" >&2; exit 77; }
@@ -40,6 +44,9 @@ step() {
     step "ban table persistence" "$BUILD/bench/bench_state" /var/tmp 131072 1000000
     step "status, why, list" "$BUILD/bench/bench_views"
     step "restore" "$HERE/bench_restore.sh" "$BUILD"
+    step "fleet propagation" "$HERE/bench_fleet_propagation.sh" "$BUILD"
+    step "fleet resync" env STOCK=0 "$HERE/bench_fleet_resync.sh" "$BUILD"
+    step "fleet burst" "$HERE/bench_fleet_burst.sh" "$BUILD"
     exit "$rc"  # this group is a pipeline's subshell: its status is rc
 } | tee "$OUT"
 exit "${PIPESTATUS[0]}"
