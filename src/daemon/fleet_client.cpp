@@ -221,13 +221,11 @@ void FleetClient::Impl::poll() {
                                       r.status == 403 ? " (is bouncer_key_file's key registered? cscli bouncers list)" : ""));
     }
     const auto t0 = Steady::now();
-    auto j = json::parse(r.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return http_error(fmt::format("LAPI {}: decisions stream: not JSON", url()));
     FleetUpdate u;
     u.resync = startup;
     u.received = received;
-    if (j.contains("new")) u.added = fleet_wire::decisions_of(j["new"]);
-    if (j.contains("deleted")) u.deleted = fleet_wire::decisions_of(j["deleted"]);
+    if (!fleet_wire::parse_stream(r.body, u.added, u.deleted))
+        return http_error(fmt::format("LAPI {}: decisions stream: not the expected JSON object", url()));
     u.parse_ms = std::chrono::duration<double, std::milli>(Steady::now() - t0).count();
     const bool gap = skipped_ids(u, startup);
     if (startup) {

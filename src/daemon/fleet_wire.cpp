@@ -86,26 +86,75 @@ std::string fleet_wire::queue_line(const FleetAlert& a) {
             {"scan", a.scan},                 {"proto", a.proto}, {"port", a.port}}.dump();
 }
 
-std::vector<FleetDecision> fleet_wire::decisions_of(const json& list) {
-    std::vector<FleetDecision> out;
-    if (!list.is_array()) return out;  // the LAPI sends null for an empty list
-    out.reserve(list.size());
-    for (const auto& e : list) {
-        if (!e.is_object()) continue;
-        FleetDecision d;
-        auto str = [&](const char* k) { return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : ""; };
-        d.value = str("value");
-        d.scope = str("scope");
-        d.type = str("type");
-        d.origin = str("origin");
-        d.scenario = str("scenario");
-        d.seconds = parse_go_duration(str("duration")).value_or(0);
-        if (e.contains("id") && e["id"].is_number_integer()) d.id = e["id"].get<int64_t>();
-        out.push_back(std::move(d));
-    }
-    return out;
-}
+namespace {
 
+// The stream's answer read straight into decisions (SAX): a resync can be
+// 100,000 entries, and a DOM of them costs several times the parse.
+class StreamReader final : public nlohmann::json_sax<json> {
+public:
+    StreamReader(std::vector<FleetDecision>& added, std::vector<FleetDecision>& deleted)
+        : added_(added), deleted_(deleted) {}
+
+    bool null() override { return true; }
+    bool boolean(bool) override { return true; }
+    bool number_integer(number_integer_t v) override { return number(static_cast<int64_t>(v)); }
+    bool number_unsigned(number_unsigned_t v) override { return number(static_cast<int64_t>(v)); }
+    bool number_float(number_float_t, const string_t&) override { return true; }
+    bool binary(binary_t&) override { return true; }
+    bool string(string_t& v) override {
+        if (depth_ != 3 || !list_) return true;
+        if (key_ == "value") d_.value = std::move(v);
+        else if (key_ == "scope") d_.scope = std::move(v);
+        else if (key_ == "type") d_.type = std::move(v);
+        else if (key_ == "origin") d_.origin = std::move(v);
+        else if (key_ == "scenario") d_.scenario = std::move(v);
+        else if (key_ == "duration") d_.seconds = parse_go_duration(v).value_or(0);
+        return true;
+    }
+    bool start_object(std::size_t) override {
+        if (++depth_ == 3) d_ = {};
+        return depth_ != 1 || !root_seen_++;
+    }
+    bool end_object() override {
+        if (depth_-- == 3 && list_) list_->push_back(std::move(d_));
+        return true;
+    }
+    bool start_array(std::size_t n) override {
+        if (++depth_ == 2 && list_ && n != std::size_t(-1)) list_->reserve(n);
+        return depth_ != 1;  // the answer is an object
+    }
+    bool end_array() override {
+        --depth_;
+        return true;
+    }
+    bool key(string_t& k) override {
+        if (depth_ == 1) list_ = k == "new" ? &added_ : k == "deleted" ? &deleted_ : nullptr;
+        else if (depth_ == 3) key_ = std::move(k);
+        return true;
+    }
+    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+private:
+    bool number(int64_t v) {
+        if (depth_ == 3 && list_ && key_ == "id") d_.id = v;
+        return true;
+    }
+    std::vector<FleetDecision>& added_;
+    std::vector<FleetDecision>& deleted_;
+    std::vector<FleetDecision>* list_ = nullptr;
+    int depth_ = 0;
+    int root_seen_ = 0;
+    std::string key_;
+    FleetDecision d_;
+};
+
+}  // namespace
+
+bool fleet_wire::parse_stream(std::string_view body, std::vector<FleetDecision>& added,
+                              std::vector<FleetDecision>& deleted) {
+    StreamReader r(added, deleted);
+    return json::sax_parse(body.begin(), body.end(), &r);
+}
 
 std::optional<FleetAlert> fleet_wire::queue_entry(const std::string& line) {
     auto j = json::parse(line, nullptr, false);

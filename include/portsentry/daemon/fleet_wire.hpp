@@ -25,9 +25,10 @@ namespace fleet_wire {
 // One alert with one ban decision (scope Ip, or Range for a prefix), for
 // the ban's time left at `now`.
 nlohmann::json alert_json(const FleetAlert& a, int64_t now);
-// The stream's "new" or "deleted" list (null when empty) as decisions;
-// malformed entries are dropped.
-std::vector<FleetDecision> decisions_of(const nlohmann::json& list);
+// The whole answer of GET /v1/decisions/stream ({"new": [...], "deleted":
+// [...]}, either list null when empty) into decisions, without a DOM; false
+// when it is not such a JSON object.
+bool parse_stream(std::string_view body, std::vector<FleetDecision>& added, std::vector<FleetDecision>& deleted);
 // A queued alert as one line of <state>.push (no newline), and back.
 std::string queue_line(const FleetAlert& a);
 std::optional<FleetAlert> queue_entry(const std::string& line);

@@ -106,12 +106,29 @@ TEST(FleetWire, AnAlertCarriesEveryFieldTheLapiRequires) {
     EXPECT_EQ(back->port, 23);
 }
 
-TEST(FleetWire, AnEmptyListIsNullAndMalformedEntriesAreDropped) {
-    EXPECT_TRUE(daemon::fleet_wire::decisions_of(nlohmann::json(nullptr)).empty());
-    auto v = daemon::fleet_wire::decisions_of(nlohmann::json::parse(
-        R"([{"value":"192.0.2.9","scope":"Ip","type":"ban","origin":"crowdsec","scenario":"s","duration":"3h59m1.5s"}, 7])"));
-    ASSERT_EQ(v.size(), 1u);
-    EXPECT_EQ(v[0].seconds, 14341);
+TEST(FleetWire, TheStreamsAnswerIsReadIntoDecisions) {
+    std::vector<FleetDecision> added, deleted;
+    ASSERT_TRUE(daemon::fleet_wire::parse_stream(R"({"deleted":null,"new":[
+        {"duration":"3h59m1.5s","id":41,"origin":"crowdsec","scenario":"crowdsecurity/ssh-bf","scope":"Ip",
+         "type":"ban","value":"192.0.2.9","simulated":false,"uuid":"x"}, 7,
+        {"duration":"1h","id":42,"origin":"cscli","scenario":"manual","scope":"Range","type":"ban",
+         "value":"198.51.100.0/24"}]})", added, deleted));
+    EXPECT_TRUE(deleted.empty());  // null: the LAPI's empty list
+    ASSERT_EQ(added.size(), 2u);   // 7 is not an entry
+    EXPECT_EQ(added[0].value, "192.0.2.9");
+    EXPECT_EQ(added[0].seconds, 14341);
+    EXPECT_EQ(added[0].id, 41);
+    EXPECT_EQ(added[0].scenario, "crowdsecurity/ssh-bf");
+    EXPECT_EQ(added[1].scope, "Range");
+    EXPECT_EQ(added[1].origin, "cscli");
+    added.clear();
+    ASSERT_TRUE(daemon::fleet_wire::parse_stream(R"({"new":null,"deleted":[{"value":"192.0.2.9","duration":"-2s","scope":"Ip","type":"ban"}]})",
+                                                 added, deleted));
+    ASSERT_EQ(deleted.size(), 1u);
+    EXPECT_EQ(deleted[0].seconds, -2);
+    EXPECT_FALSE(daemon::fleet_wire::parse_stream("[]", added, deleted));
+    EXPECT_FALSE(daemon::fleet_wire::parse_stream("{\"new\": [", added, deleted));
+    EXPECT_FALSE(daemon::fleet_wire::parse_stream("<html>", added, deleted));
 }
 
 TEST_F(FleetTest, BansOfAddressesAndRangesGoToTheFleetSetsWithTheirTime) {
