@@ -448,8 +448,11 @@ void FleetClient::run() {
         const auto now = Steady::now();
         if (s_.pull && now >= m.next_poll) {
             m.poll();
-            // Down: try again at least every poll interval and at most every 2 s.
-            m.next_poll = Steady::now() + (m.down ? std::max<Steady::duration>(s_.poll, std::chrono::seconds(1)) : s_.poll);
+            // On a fixed beat (a poll's own time does not stretch the
+            // interval); down: every poll interval, at most every second.
+            const auto after = Steady::now();
+            m.next_poll = m.down ? after + std::max<Steady::duration>(s_.poll, std::chrono::seconds(1))
+                                 : std::max(m.next_poll + s_.poll, after);
         }
         if (s_.push && have_push && Steady::now() >= m.next_push) m.push_batch();
         if (s_.push && (!unbans.empty() || (!m.unbans_waiting.empty() && Steady::now() >= m.next_push))) {
