@@ -290,7 +290,9 @@ double Fleet::commit(int64_t now) {
     const auto t0 = std::chrono::steady_clock::now();
     if (kernel_) {
         try {
-            kernel_->replace_bans(del, add, kernel::kFleetSets);
+            auto send = [&] { kernel_->replace_bans(del, add, kernel::kFleetSets); };
+            if (quiet_ && add.size() + del.size() >= kQuietBatch) quiet_(send);
+            else send();
         } catch (const std::exception& e) {
             // Element by element (a deleted one may have timed out already):
             // one refusal must not keep the others out.

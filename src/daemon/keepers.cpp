@@ -119,6 +119,20 @@ void RulesetKeeper::applied() {
     if (monitor_) monitor_->discard();
 }
 
+void RulesetKeeper::quietly(const std::function<void()>& f) {
+    if (!monitor_) return f();
+    monitor_->mute(true);
+    try {
+        f();
+    } catch (...) {
+        monitor_->mute(false);
+        monitor_->discard();
+        throw;
+    }
+    monitor_->mute(false);
+    monitor_->discard();
+}
+
 // `nft flush ruleset` (Debian's nftables.conf on every reload), `nft flush
 // table`, a deleted chain or set: restore at once, not on the tick. A
 // notification overrun also reports true: check before rebuilding, or a

@@ -215,6 +215,7 @@ void Service::Impl::start() {
     // accepted by `bypass` (fail-open), never lost.
     apply_ruleset();
     stop_if_asked();
+    fleet.set_quiet([this](const std::function<void()>& f) { ruleset.quietly(f); });
     if (!opts.no_ruleset)
         ruleset.watch([this](const char* why) { restore_ruleset(why); },
                       [this](const std::vector<net::IpAddr>& starts, const Now& n) { bans.forget_foreign(starts, n.wall); });

@@ -1,6 +1,8 @@
 #include "portsentry/kernel/nft_monitor.hpp"
 
 #include <errno.h>
+#include <sys/socket.h>
+#include <linux/netlink.h>
 #include <libmnl/libmnl.h>
 #include <libnftnl/chain.h>
 #include <libnftnl/rule.h>
@@ -75,6 +77,11 @@ NftMonitor::NftMonitor(uint32_t own_portid) : impl_(std::make_unique<Impl>()) {
 NftMonitor::~NftMonitor() = default;
 
 int NftMonitor::fd() const { return mnl_socket_get_fd(impl_->nl.get()); }
+
+void NftMonitor::mute(bool on) {
+    const int group = NFNLGRP_NFTABLES;
+    ::setsockopt(fd(), SOL_NETLINK, on ? NETLINK_DROP_MEMBERSHIP : NETLINK_ADD_MEMBERSHIP, &group, sizeof group);
+}
 
 bool NftMonitor::drain() {
     bool changed = false;

@@ -50,6 +50,10 @@ public:
     void load(int64_t now);
     std::vector<kernel::BanElement> elements(int64_t now) const;
     void applied(int64_t now);  // the table was (re)built with elements()
+    // How a big batch is sent (RulesetKeeper::quietly): resyncs of thousands.
+    using QuietFn = std::function<void(const std::function<void()>&)>;
+    void set_quiet(QuietFn q) { quiet_ = std::move(q); }
+    static constexpr size_t kQuietBatch = 1000;
     // Starts or restarts the client when the crowdsec section asks for one
     // (secrets read here; a refused one is an error). Also on SIGHUP.
     void configure(const config::Config& cfg, const engine::Protection* protection);
@@ -100,6 +104,7 @@ private:
     int64_t ban_time_max_ = 30 * 86400;
     std::string queue_path_;
     std::unique_ptr<FleetClient> client_;
+    QuietFn quiet_;
     // What the kernel sets hold: the widest active prefixes, with their end.
     std::map<net::Cidr, int64_t, CidrLess> installed_;
     struct EndLess {
