@@ -39,8 +39,8 @@ void Fleet::load(int64_t now) {
                    [this](const Now& n) { saver_.step(n.steady); });
 }
 
-std::vector<kernel::BanElement> Fleet::elements(int64_t now) const {
-    std::vector<kernel::BanElement> out;
+std::vector<std::pair<net::Cidr, int64_t>> Fleet::widest(int64_t now) const {
+    std::vector<std::pair<net::Cidr, int64_t>> out;
     const net::Cidr* cover = nullptr;
     // Records are ordered by start address, a wider prefix before the
     // narrower ones that start with it: the widest prefixes are those no
@@ -49,21 +49,21 @@ std::vector<kernel::BanElement> Fleet::elements(int64_t now) const {
         if (!r.active(now)) continue;
         if (cover && cover->addr.family == p.addr.family && cover->contains(p.addr)) continue;
         cover = &p;
-        out.push_back({p, r.expires ? std::optional(std::chrono::seconds(std::max<int64_t>(1, r.expires - now)))
-                                    : std::nullopt});
+        out.emplace_back(p, r.expires);
     }
     return out;
 }
 
+std::vector<kernel::BanElement> Fleet::elements(int64_t now) const {
+    std::vector<kernel::BanElement> out;
+    for (const auto& [p, end] : widest(now))
+        out.push_back({p, end ? std::optional(std::chrono::seconds(std::max<int64_t>(1, end - now))) : std::nullopt});
+    return out;
+}
+
 void Fleet::applied(int64_t now) {
-    installed_.clear();
-    ends_.clear();
     touched_.clear();
-    for (const auto& e : elements(now)) {
-        const int64_t end = store_.find(e.prefix)->expires;
-        installed_[e.prefix] = end;
-        ends_.insert({end, e.prefix});
-    }
+    install(widest(now));
 }
 
 void Fleet::configure(const config::Config& cfg, const engine::Protection* protection) {
@@ -308,17 +308,61 @@ double Fleet::commit(int64_t now) {
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// A resync: the whole table against the whole set.
+// A resync: the whole table against the whole set, as one merge of two
+// sorted lists (no per-prefix bookkeeping: 100,000 entries at a time).
 double Fleet::reconcile(int64_t now) {
-    std::map<net::Cidr, int64_t, CidrLess> want;
-    for (const auto& e : elements(now)) want[e.prefix] = store_.find(e.prefix)->expires;
-    std::vector<net::Cidr> gone;
-    for (const auto& [p, end] : installed_)
-        if (!want.count(p)) gone.push_back(p);
-    for (const auto& p : gone) inst_erase(p);
-    for (const auto& [p, end] : want)
-        if (auto it = installed_.find(p); it == installed_.end() || it->second != end) inst_set(p, end);
-    return commit(now);
+    const auto want = widest(now);
+    std::vector<net::Cidr> del;
+    std::vector<kernel::BanElement> add;
+    auto element = [now](const net::Cidr& p, int64_t end) {
+        return kernel::BanElement{p, end ? std::optional(std::chrono::seconds(std::max<int64_t>(1, end - now)))
+                                         : std::nullopt};
+    };
+    auto it = installed_.begin();
+    for (const auto& [p, end] : want) {
+        for (; it != installed_.end() && CidrLess{}(it->first, p); ++it) del.push_back(it->first);
+        if (it != installed_.end() && it->first == p) {
+            if (it->second != end) {
+                del.push_back(p);
+                add.push_back(element(p, end));
+            }
+            ++it;
+        } else {
+            add.push_back(element(p, end));
+        }
+    }
+    for (; it != installed_.end(); ++it) del.push_back(it->first);
+    touched_.clear();
+    install(want);
+    if (add.empty() && del.empty()) return 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (kernel_) {
+        try {
+            auto send = [&] { kernel_->replace_bans(del, add, kernel::kFleetSets); };
+            if (quiet_ && add.size() + del.size() >= kQuietBatch) quiet_(send);
+            else send();
+        } catch (const std::exception& e) {
+            kernel_->del_bans(del, kernel::kFleetSets);
+            for (const auto& r : kernel_->add_bans(add, kernel::kFleetSets)) {
+                counters_.kernel_errors.inc();
+                inst_erase(r.prefix);
+                log_(fmt::format("fleet: {} not added to the fleet set: {}", r.prefix.to_string(), r.error.what()));
+            }
+            touched_.clear();
+        }
+    }
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// installed_ and its end index, rebuilt from a sorted list in linear time.
+void Fleet::install(const std::vector<std::pair<net::Cidr, int64_t>>& widest) {
+    installed_.clear();
+    for (const auto& [p, end] : widest) installed_.emplace_hint(installed_.end(), p, end);
+    std::vector<std::pair<int64_t, net::Cidr>> by_end;
+    by_end.reserve(widest.size());
+    for (const auto& [p, end] : widest) by_end.emplace_back(end, p);
+    std::sort(by_end.begin(), by_end.end(), EndLess{});
+    ends_ = decltype(ends_)(by_end.begin(), by_end.end());
 }
 
 void Fleet::tick(const Now& now) {

@@ -90,6 +90,8 @@ private:
     void uncover(const net::Cidr& p, int64_t now);
     double commit(int64_t now);     // the kernel's ms
     double reconcile(int64_t now);  // the kernel's ms
+    std::vector<std::pair<net::Cidr, int64_t>> widest(int64_t now) const;  // sorted, with ends
+    void install(const std::vector<std::pair<net::Cidr, int64_t>>& widest);
     void skip(Skip why, const FleetDecision& d);
 
     Loop& loop_;
