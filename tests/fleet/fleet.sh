@@ -311,10 +311,13 @@ s_protected() {
     # A plain ban added last: once B has it, B has seen the five before it.
     cs sq decisions add --ip "$X_CTRL" --duration 1h || bad "cscli add control ban"
     expect "control ban $X_CTRL in B's @fleet" within 4 on B set_has fleet "$X_CTRL"
-    for a in "${HOST_IP[B]}" "${HOST_MG[B]}" "$B_GW" 127.0.0.1 "$X_CAPTCHA"; do
+    for a in "${HOST_IP[B]}" "$B_GW" 127.0.0.1 "$X_CAPTCHA"; do
         expect_not "$a not covered by B's @fleet" on B fleet_covers "$a"
     done
     expect_not "range $own_range (over B's address) not in B's @fleet" on B set_has fleet "$own_range"
+    # Protection is per host: A owns neither B's address nor B's gateway.
+    expect "A applies B's address ${HOST_IP[B]} (not A's own)" within 3 on A set_has fleet "${HOST_IP[B]}"
+    expect "A applies B's gateway $B_GW (not A's gateway)" on A set_has fleet "$B_GW"
     if within 3 metric_ge B portsentry_fleet_skipped_total $((sk0 + 5)); then
         b1=$(hmetrics B)
         ok "portsentry_fleet_skipped_total +$(($(sum_of portsentry_fleet_skipped_total "$b1") - sk0)) ($(grep '^portsentry_fleet_skipped_total' <<<"$b1" | tr '\n' ' '))"
@@ -324,6 +327,10 @@ s_protected() {
     fi
     expect_ge "skipped_total{reason=\"type\"} counts the captcha" \
         "$(value "$b1" 'portsentry_fleet_skipped_total{reason="type"}')" $((ty0 + 1))
+    # A must not keep dropping B's address (the lab has no A <-> B traffic, but
+    # later scenarios should meet a sane fleet).
+    cs sq decisions delete --ip "${HOST_IP[B]}" && cs sq decisions delete --ip "$B_GW" ||
+        bad "cscli decisions delete (B's address, B's gateway)"
 }
 
 s_range() {
