@@ -219,7 +219,7 @@ s_check() {
 
 A_M0=""   # A's endpoint before the scan (for metrics)
 s_scan() {
-    local out np
+    local out np rc
     A_M0=$(hmetrics A)
     expect "precondition: $X_OK reaches B's service" test "$(svc "$X_OK" B)" = open
     # nmap in the background: A's ban is seen while nmap still runs, so the
@@ -251,9 +251,12 @@ s_scan() {
         eval 'grep -qi fleet <<<"$out" && grep -qw portsentry <<<"$out"'
     out=$(hctl B list)
     expect "B: list marks $X_SCAN as fleet" eval 'grep -F "$X_SCAN" <<<"$out" | grep -qi fleet'
-    out=$(hctl B unban "$X_SCAN")
+    out=$(hctl B unban "$X_SCAN"); rc=$?
     expect "B: unban $X_SCAN refused, says fleet and cscli decisions delete (got: ${out//$'\n'/ | })" \
         eval 'grep -qi fleet <<<"$out" && grep -qF "cscli decisions delete" <<<"$out"'
+    expect_eq "  ... exit status 1" "$rc" 1
+    expect_not "  ... and B does not log it as done (\"$X_SCAN unbanned by admin\")" \
+        hlog_has B "$X_SCAN unbanned by admin"
     expect "  ... $X_SCAN still in B's @fleet" on B set_has fleet "$X_SCAN"
 }
 
