@@ -63,6 +63,26 @@ fl_link() {
     ip -n "$ns1" link set "$if1" up && ip -n "$ns2" link set "$if2" up
 }
 
+# fl_switch NS: an L2 switch, bridge br0 (up, no STP: ports forward at once),
+# inside namespace NS; fl_plug connects namespaces to it.
+FL_PORTS=0
+fl_switch() {
+    ip -n "$1" link add br0 type bridge && ip -n "$1" link set br0 up
+}
+
+# fl_plug SW NS IF [ADDR/PFX...]: a veth from NS (interface IF, up, with every
+# ADDR) to a port of SW's br0, created inside NS with its peer moved straight
+# into SW (never in the root namespace).
+fl_plug() {
+    local sw=$1 ns=$2 if=$3 a; shift 3
+    FL_PORTS=$((FL_PORTS + 1))
+    local port=port$FL_PORTS
+    ip -n "$ns" link add "$if" type veth peer name "$port" netns "$sw" || return 1
+    ip -n "$sw" link set "$port" master br0 && ip -n "$sw" link set "$port" up || return 1
+    for a in "$@"; do fl_addr "$ns" "$if" "$a" || return 1; done
+    ip -n "$ns" link set "$if" up
+}
+
 # fl_addr NS IF ADDR/PFX: one more address on an interface of ours.
 fl_addr() {
     case $3 in

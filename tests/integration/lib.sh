@@ -99,10 +99,14 @@ lab_traps() {
     trap 'exit 143' TERM
 }
 
+# LAB_CLEANUP_HOOKS: functions cleanup runs after lab_down (e.g. fl_cleanup
+# of tests/fleet/lapi.sh, for a script that sources both libraries).
+LAB_CLEANUP_HOOKS=()
 cleanup() {
-    local rc=$?
+    local rc=$? hook
     trap - EXIT INT TERM
     lab_down
+    for hook in "${LAB_CLEANUP_HOOKS[@]}"; do "$hook"; done
     ip netns del "ps-p-$SUFFIX" 2>/dev/null || true
     if [ "$KEEP_TMP" = 1 ]; then say "kept $RUN_TMP"; else rm -rf "$RUN_TMP"; fi
     exit "$rc"
@@ -174,12 +178,17 @@ EOF
 # override can never write to the real /etc or /var/lib, and a lock under /run
 # never collides with another instance on this host. Waits for "ready".
 # Returns 1 (with the log tail) if the daemon exits or is not ready in 20 s.
+# Several daemons at once (the fleet test): run each in its own namespace
+# (NS_V=... for the call) with its own overlay directory, DAEMON_OVL (default
+# $RUN_TMP/ovl; two live overlays must not share upper/work directories);
+# DAEMON_PID and DAEMON_LOG are then the last one started.
 daemon_start() {
     local backend=$1 conf=$2; shift 2
+    local ovl=${DAEMON_OVL:-$RUN_TMP/ovl}
     DAEMON_RUNS=$((DAEMON_RUNS + 1))
     DAEMON_LOG="$RUN_TMP/daemon-$DAEMON_RUNS.log"
     local d
-    for d in etc var-lib run; do mkdir -p "$RUN_TMP/ovl/$d/up" "$RUN_TMP/ovl/$d/work"; done
+    for d in etc var-lib run; do mkdir -p "$ovl/$d/up" "$ovl/$d/work"; done
     # The overlays are mounted by the shell that then execs the daemon, so
     # $! is the daemon's pid (ip netns exec and unshare exec, they do not fork).
     # shellcheck disable=SC2016
@@ -188,7 +197,7 @@ daemon_start() {
         mount -t overlay ovl-etc -o "lowerdir=/etc,upperdir=$o/etc/up,workdir=$o/etc/work" /etc &&
         mount -t overlay ovl-varlib -o "lowerdir=/var/lib,upperdir=$o/var-lib/up,workdir=$o/var-lib/work" /var/lib &&
         mount -t overlay ovl-run -o "lowerdir=/run,upperdir=$o/run/up,workdir=$o/run/work" /run || exit 99
-        exec "$@"' sh "$RUN_TMP/ovl" "$BIN" -c "$conf" --steer "$backend" "$@" \
+        exec "$@"' sh "$ovl" "$BIN" -c "$conf" --steer "$backend" "$@" \
         >"$DAEMON_LOG" 2>&1 &
     DAEMON_PID=$!
     LAB_PIDS+=("$DAEMON_PID")
@@ -277,6 +286,43 @@ try: s.connect((dst, port))
 except OSError: pass' "$1" "$2" "$3"
 }
 
+# tcp_answer SRC DST PORT: how a connect from SRC (in the attacker namespace)
+# ends: open, refused (RST) or timeout (dropped).
+tcp_answer() {
+    in_a "$PY" -c '
+import socket, sys
+src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.settimeout(1); s.bind((src, 0))
+try: s.connect((dst, port)); print("open")
+except ConnectionRefusedError: print("refused")
+except OSError: print("timeout")' "$1" "$2" "$3"
+}
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s, at most SECONDS*10 times.
+wait_until() {
+    local n=$(($1 * 10)); shift
+    for ((; n > 0; n--)); do "$@" && return 0; sleep 0.1; done
+    return 1
+}
+
+# within SECONDS CMD...: CMD succeeds before SECONDS (fractions allowed) of
+# wall-clock time have passed, polling every 0.05 s; unlike wait_until, a CMD
+# that is itself slow (ip netns exec + nft: 0.1-0.3 s here) does not stretch
+# the deadline. WITHIN_MS: milliseconds from the call to the success.
+WITHIN_MS=""
+within() {
+    local t0 end
+    t0=$(date +%s%3N)
+    end=$((t0 + $(awk -v s="$1" 'BEGIN { printf "%d", s * 1000 }'))); shift
+    while :; do
+        if "$@"; then WITHIN_MS=$(($(date +%s%3N) - t0)); return 0; fi
+        [ "$(date +%s%3N)" -lt "$end" ] || break
+        sleep 0.05
+    done
+    WITHIN_MS=""
+    return 1
+}
+
 # set_timeout SET ADDR: the timeout nft shows for ADDR's element ("8s", "1h")
 set_timeout() {
     in_v nft list set inet portsentry "$1" 2>/dev/null | tr ',{}' '\n' |
@@ -288,6 +334,19 @@ set_timeout() {
 set_has() {
     in_v nft list set inet portsentry "$1" 2>/dev/null |
         tr ',{}' '\n' | awk '{print $1}' | grep -qxF "$2"
+}
+
+# ------------------------------------------------------------ metrics -------
+
+# scrape URL: the body of GET URL from inside the victim ("" on failure).
+scrape() { in_v curl -s --max-time 3 "$1" || true; }
+# value TEXT SERIES: the value of one series line ("name{labels}"), 0 if absent.
+value() {
+    awk -v k="$2" '$1 == k { v = $2 } END { printf "%d", (v == "" ? 0 : v) }' <<<"$1"
+}
+# sum_of NAME TEXT: the sum of every series of NAME.
+sum_of() {
+    awk -v n="$1" 'index($1, n "{") == 1 || $1 == n { s += $2 } END { printf "%d", s }' <<<"$2"
 }
 
 # -------------------------------------------------------------- nmap -------

@@ -22,23 +22,6 @@ CUR_TAG=metrics
 MPORT=9470
 WATCHED=1-100
 
-# wait_until SECONDS CMD...: polls CMD every 0.1 s.
-wait_until() {
-    local n=$(($1 * 10)); shift
-    for ((; n > 0; n--)); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
-
-# scrape URL: the body of GET URL from inside the victim ("" on failure).
-scrape() { in_v curl -s --max-time 3 "$1" || true; }
-# value TEXT SERIES: the value of one series line ("name{labels}"), 0 if absent.
-value() {
-    awk -v k="$2" '$1 == k { v = $2 } END { printf "%d", (v == "" ? 0 : v) }' <<<"$1"
-}
-# sum_of TEXT NAME: the sum of every series of NAME.
-sum_of() {
-    awk -v n="$1" 'index($1, n "{") == 1 || $1 == n { s += $2 } END { printf "%d", s }' <<<"$2"
-}
 serves() { [ -n "$(scrape "$1")" ]; }
 
 mconf() {  # mconf DIR LISTEN

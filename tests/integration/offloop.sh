@@ -21,11 +21,6 @@ BIN=${1:-$SRC_ROOT/build/portsentry-nfq}
 CUR_TAG=offloop
 PORT=11
 
-wait_until() {  # wait_until SECONDS CMD...: polls CMD every 0.1 s
-    local n=$(($1 * 10)); shift
-    for ((; n > 0; n--)); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 now_ms() { date +%s%3N; }
 ctl_quiet() { ctl "$@" >/dev/null; }
 line_count() { local n; n=$(grep -cxF -- "$1" "$2" 2>/dev/null); echo "${n:-0}"; }

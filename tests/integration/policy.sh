@@ -14,12 +14,6 @@ BIN=${1:-$SRC_ROOT/build/portsentry-nfq}
 CUR_TAG=policy
 WATCH='tcp: {mode: advanced, advanced_ports: 1024, advanced_exclude: [], block: 1}'
 
-# wait_until SECONDS CMD...: polls CMD every 0.1 s.
-wait_until() {
-    local n=$(($1 * 10)); shift
-    for ((; n > 0; n--)); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 gone_from() { ! set_has "$1" "$2"; }
 # events FILE EVENT FIELD...: the FIELD values of each json_log line of EVENT,
 # one line per event, space-separated (every line must parse as JSON).

@@ -20,12 +20,6 @@ BIN=${1:-$SRC_ROOT/build/portsentry-nfq}
 CUR_TAG=protocols
 TPORT=11 UPORT=61   # set per scenario below
 
-# wait_until SECONDS CMD...: polls CMD every 0.1 s.
-wait_until() {
-    local n=$(($1 * 10)); shift
-    for ((; n > 0; n--)); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 log_count() { daemon_logs | grep -cF -- "$1"; }
 log_count_at_least() { [ "$(log_count "$1")" -ge "$2" ]; }
 file_has() { [ -f "$2" ] && grep -qF -- "$1" "$2"; }

@@ -22,12 +22,6 @@ CUR_TAG=reload
 # a fresh per-source state (198.51.100.20 .. .59, inside the attacker's /24).
 src() { echo "198.51.100.$((20 + $1))"; }
 
-# wait_until SECONDS CMD...: polls CMD every 0.1 s.
-wait_until() {
-    local n=$(($1 * 10)); shift
-    for ((; n > 0; n--)); do "$@" && return 0; sleep 0.1; done
-    return 1
-}
 banned() { wait_until 2 set_has banned "$1"; }
 # not_banned SRC: still not in the ban set after a second (the daemon had
 # time to see the probe and act on it).
@@ -63,17 +57,6 @@ reloaded_with() {  # reloaded_with "k1, k2": the last reload's changed list
     grep 'configuration reloaded from' "$DAEMON_LOG" | tail -1 | grep -qF "(changed: $1)"
 }
 
-# tcp_answer SRC DST PORT: how a connect from SRC ends: open, refused (RST)
-# or timeout (dropped).
-tcp_answer() {
-    in_a "$PY" -c '
-import socket, sys
-src, dst, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.settimeout(1); s.bind((src, 0))
-try: s.connect((dst, port)); print("open")
-except ConnectionRefusedError: print("refused")
-except OSError: print("timeout")' "$1" "$2" "$3"
-}
 listening() { in_v ss -Hltn "sport = :$1" | grep -q LISTEN; }
 
 BASE=('udp: {mode: off}' 'kill_route: nft-set' 'ban_time: 1h')
