@@ -167,16 +167,17 @@ struct Service::Impl final : BanListener, CommandHandler {
     }
     ControlReply unban(const net::Cidr& c) override {
         const int64_t now = loop.now().wall;
+        // Lifting a fleet decision is the LAPI's job: refused, nothing done.
+        if (store.within(c, now, true).empty() && !store.covering(c.addr, now))
+            if (auto f = fleet.why(c.addr, now))
+                return {1, *f + fmt::format("error: {} is banned by the fleet, not by this host: lift it at the LAPI "
+                                            "(cscli decisions delete --ip {})\n",
+                                            c.to_string(), c.addr.to_string())};
         const BanRecord* own = store.find(c);
         const bool pushed = own && own->origin == "detector" && own->active(now);
         auto r = bans.unban(c, now);
         if (!r.error.empty()) return {1, "error: " + r.error + "\n"};
         if (pushed) fleet.unbanned(c);  // the decision this host pushed goes too
-        // Lifting a fleet decision is the LAPI's job.
-        if (auto f = fleet.why(c.addr, now); f && r.lifted.empty())
-            return {1, *f + fmt::format("error: {} is banned by the fleet, not by this host: lift it at the LAPI "
-                                        "(cscli decisions delete --ip {})\n",
-                                        c.to_string(), c.addr.to_string())};
         return {0, render_unban(store, c, r.lifted, now)};
     }
 };
