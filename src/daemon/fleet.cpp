@@ -286,16 +286,20 @@ double Fleet::commit(int64_t now) {
                                          : std::nullopt});
     }
     touched_.clear();
+    return send(del, add);
+}
+
+// One transaction; if the kernel refuses it, element by element (a deleted
+// one may have timed out already): one refusal must not keep the others out.
+double Fleet::send(const std::vector<net::Cidr>& del, const std::vector<kernel::BanElement>& add) {
     if (add.empty() && del.empty()) return 0;
     const auto t0 = std::chrono::steady_clock::now();
     if (kernel_) {
         try {
-            auto send = [&] { kernel_->replace_bans(del, add, kernel::kFleetSets); };
-            if (quiet_ && add.size() + del.size() >= kQuietBatch) quiet_(send);
-            else send();
-        } catch (const std::exception& e) {
-            // Element by element (a deleted one may have timed out already):
-            // one refusal must not keep the others out.
+            auto batch = [&] { kernel_->replace_bans(del, add, kernel::kFleetSets); };
+            if (quiet_ && add.size() + del.size() >= kQuietBatch) quiet_(batch);
+            else batch();
+        } catch (const std::exception&) {
             kernel_->del_bans(del, kernel::kFleetSets);
             for (const auto& r : kernel_->add_bans(add, kernel::kFleetSets)) {
                 counters_.kernel_errors.inc();
@@ -334,24 +338,7 @@ double Fleet::reconcile(int64_t now) {
     for (; it != installed_.end(); ++it) del.push_back(it->first);
     touched_.clear();
     install(want);
-    if (add.empty() && del.empty()) return 0;
-    const auto t0 = std::chrono::steady_clock::now();
-    if (kernel_) {
-        try {
-            auto send = [&] { kernel_->replace_bans(del, add, kernel::kFleetSets); };
-            if (quiet_ && add.size() + del.size() >= kQuietBatch) quiet_(send);
-            else send();
-        } catch (const std::exception& e) {
-            kernel_->del_bans(del, kernel::kFleetSets);
-            for (const auto& r : kernel_->add_bans(add, kernel::kFleetSets)) {
-                counters_.kernel_errors.inc();
-                inst_erase(r.prefix);
-                log_(fmt::format("fleet: {} not added to the fleet set: {}", r.prefix.to_string(), r.error.what()));
-            }
-            touched_.clear();
-        }
-    }
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return send(del, add);
 }
 
 // installed_ and its end index, rebuilt from a sorted list in linear time.

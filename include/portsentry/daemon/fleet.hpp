@@ -89,6 +89,7 @@ private:
     void cover(const net::Cidr& p, int64_t now);
     void uncover(const net::Cidr& p, int64_t now);
     double commit(int64_t now);     // the kernel's ms
+    double send(const std::vector<net::Cidr>& del, const std::vector<kernel::BanElement>& add);
     double reconcile(int64_t now);  // the kernel's ms
     std::vector<std::pair<net::Cidr, int64_t>> widest(int64_t now) const;  // sorted, with ends
     void install(const std::vector<std::pair<net::Cidr, int64_t>>& widest);
