@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "portsentry/config/secret.hpp"
+#include "portsentry/daemon/fleet_wire.hpp"
 #include "portsentry/engine/policy.hpp"
 
 namespace portsentry::daemon {
@@ -13,6 +14,11 @@ namespace {
 // Decisions keep their origin and scenario in the record's probe fields
 // (origin "fleet"): last_proto = the decision's origin, last_type = its scenario.
 constexpr const char* kFleetOrigin = "fleet";
+
+// The set element of an installed prefix that ends at `end` (0: never).
+kernel::BanElement element_of(const net::Cidr& p, int64_t end, int64_t now) {
+    return {p, end ? std::optional(std::chrono::seconds(std::max<int64_t>(1, end - now))) : std::nullopt};
+}
 
 }  // namespace
 
@@ -56,8 +62,7 @@ std::vector<std::pair<net::Cidr, int64_t>> Fleet::widest(int64_t now) const {
 
 std::vector<kernel::BanElement> Fleet::elements(int64_t now) const {
     std::vector<kernel::BanElement> out;
-    for (const auto& [p, end] : widest(now))
-        out.push_back({p, end ? std::optional(std::chrono::seconds(std::max<int64_t>(1, end - now))) : std::nullopt});
+    for (const auto& [p, end] : widest(now)) out.push_back(element_of(p, end, now));
     return out;
 }
 
@@ -114,24 +119,12 @@ void Fleet::unbanned(const net::Cidr& c) {
     if (client_ && settings_.push) client_->forget_pushed(c);
 }
 
-void Fleet::skip(Skip why, const FleetDecision& d) {
-    counters_.skipped[why].inc();
-    (void)d;
-}
-
 std::optional<Fleet::Skip> Fleet::refuse(const FleetDecision& d, net::Cidr& out, int64_t now) const {
     if (d.type != "ban") return Skip::type;
     if (d.scope != "Ip" && d.scope != "ip" && d.scope != "Range" && d.scope != "range") return Skip::scope;
-    if (d.scope == "Ip" || d.scope == "ip") {
-        auto a = net::IpAddr::parse(d.value);
-        if (!a) return Skip::invalid;
-        out = net::Cidr::host(a->unmapped());
-    } else {
-        auto c = net::Cidr::parse(d.value);
-        if (!c) return Skip::invalid;
-        out = *c;
-    }
-    if (d.seconds <= 0) return Skip::invalid;
+    auto p = fleet_wire::prefix_of(d);
+    if (!p || d.seconds <= 0) return Skip::invalid;
+    out = *p;
     if (protection_ && engine::refuse_ban(out, ignore_, *protection_)) return Skip::protected_;
     if (const BanRecord* own = local_.find(out); own && own->origin == "detector" && own->active(now)) return Skip::own;
     return std::nullopt;
@@ -139,10 +132,11 @@ std::optional<Fleet::Skip> Fleet::refuse(const FleetDecision& d, net::Cidr& out,
 
 void Fleet::put(const net::Cidr& c, const FleetDecision& d, int64_t now) {
     BanRecord r;
-    if (const BanRecord* old = store_.find(c)) r = *old;
+    const BanRecord* old = store_.find(c);
+    if (old) r = *old;
     const int64_t until = now + d.seconds;
     if (r.count && r.active(now) && r.expires >= until && r.last_type == d.scenario) return;  // no news
-    if (!store_.find(c) && store_.active_count(c.addr.family, now) >= settings_.fleet_set_size) {
+    if (!old && store_.active_count(c.addr.family, now) >= settings_.fleet_set_size) {
         counters_.skipped[Skip::full].inc();
         if (now - full_logged_ >= 10) {
             full_logged_ = now;
@@ -169,24 +163,14 @@ void Fleet::apply(FleetUpdate u, const Now& now) {
     // Deletions first: a value deleted and decided again in one window
     // ends banned (the stream lists each value once per side).
     for (const auto& d : u.deleted) {
-        net::Cidr c;
-        if (d.type != "ban") continue;
-        if (d.scope == "Ip" || d.scope == "ip") {
-            auto a = net::IpAddr::parse(d.value);
-            if (!a) continue;
-            c = net::Cidr::host(a->unmapped());
-        } else if (auto r = net::Cidr::parse(d.value)) {
-            c = *r;
-        } else {
-            continue;
-        }
-        if (store_.erase(c) && !u.resync) uncover(c, t);  // idempotent: the LAPI repeats deletions
+        auto c = d.type == "ban" ? fleet_wire::prefix_of(d) : std::nullopt;
+        if (c && store_.erase(*c) && !u.resync) uncover(*c, t);  // idempotent: the LAPI repeats deletions
     }
     std::vector<net::Cidr> wanted;
     for (const auto& d : u.added) {
         net::Cidr c;
         if (auto why = refuse(d, c, t)) {
-            skip(*why, d);
+            counters_.skipped[*why].inc();
             continue;
         }
         put(c, d, t);
@@ -269,8 +253,9 @@ void Fleet::uncover(const net::Cidr& p, int64_t now) {
     const net::Cidr* wide = nullptr;
     for (const auto& c : store_.within(p, now, true)) {
         if (wide && wide->contains(c.addr)) continue;
-        wide = &store_.find(c)->prefix;
-        inst_set(c, store_.find(c)->expires);
+        const BanRecord* r = store_.find(c);
+        wide = &r->prefix;
+        inst_set(c, r->expires);
     }
 }
 
@@ -281,9 +266,7 @@ double Fleet::commit(int64_t now) {
         auto it = installed_.find(p);
         const bool is = it != installed_.end();
         if (was && (!is || it->second != *was)) del.push_back(p);
-        if (is && (!was || it->second != *was))
-            add.push_back({p, it->second ? std::optional(std::chrono::seconds(std::max<int64_t>(1, it->second - now)))
-                                         : std::nullopt});
+        if (is && (!was || it->second != *was)) add.push_back(element_of(p, it->second, now));
     }
     touched_.clear();
     return send(del, add);
@@ -318,21 +301,17 @@ double Fleet::reconcile(int64_t now) {
     const auto want = widest(now);
     std::vector<net::Cidr> del;
     std::vector<kernel::BanElement> add;
-    auto element = [now](const net::Cidr& p, int64_t end) {
-        return kernel::BanElement{p, end ? std::optional(std::chrono::seconds(std::max<int64_t>(1, end - now)))
-                                         : std::nullopt};
-    };
     auto it = installed_.begin();
     for (const auto& [p, end] : want) {
         for (; it != installed_.end() && CidrLess{}(it->first, p); ++it) del.push_back(it->first);
         if (it != installed_.end() && it->first == p) {
             if (it->second != end) {
                 del.push_back(p);
-                add.push_back(element(p, end));
+                add.push_back(element_of(p, end, now));
             }
             ++it;
         } else {
-            add.push_back(element(p, end));
+            add.push_back(element_of(p, end, now));
         }
     }
     for (; it != installed_.end(); ++it) del.push_back(it->first);

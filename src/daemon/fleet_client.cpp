@@ -258,9 +258,7 @@ void FleetClient::Impl::poll() {
 // A 500 may have stored the alert (CROWDSEC.md): before sending it again,
 // ask the LAPI for this machine's alerts on that value since the ban.
 bool FleetClient::Impl::stored_already(const FleetAlert& a) {
-    const bool range = a.prefix.prefix != a.prefix.addr.bits();
-    const std::string q = range ? "range=" + a.prefix.to_string() : "ip=" + a.prefix.addr.to_string();
-    auto r = authed("GET", "/v1/alerts?" + q + "&scenario=portsentry/portscan", nullptr);
+    auto r = authed("GET", "/v1/alerts?" + fleet_wire::alerts_filter(a.prefix) + "&scenario=portsentry/portscan", nullptr);
     if (r.status != 200) throw std::runtime_error("cannot look up alerts");
     auto j = json::parse(r.body, nullptr, false);
     if (!j.is_array()) return false;
@@ -327,9 +325,7 @@ void FleetClient::Impl::push_batch() {
 // This machine's decisions on `p`, deleted by id (another machine's, or an
 // admin's cscli decision on the same address, stays).
 bool FleetClient::Impl::delete_pushed(const net::Cidr& p) {
-    const bool range = p.prefix != p.addr.bits();
-    const std::string q = range ? "range=" + p.to_string() : "ip=" + p.addr.to_string();
-    auto r = authed("GET", "/v1/alerts?" + q + "&has_active_decision=true", nullptr);
+    auto r = authed("GET", "/v1/alerts?" + fleet_wire::alerts_filter(p) + "&has_active_decision=true", nullptr);
     if (r.status == 0) return false;  // unreachable: tried again later
     if (r.status != 200) {
         http_error(fmt::format("LAPI {}: unban {}: cannot look up alerts: HTTP {}", url(), p.to_string(), r.status));

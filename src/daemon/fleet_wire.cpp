@@ -47,7 +47,7 @@ std::string go_duration(int64_t seconds) { return fmt::format("{}s", seconds); }
 
 json fleet_wire::alert_json(const FleetAlert& a, int64_t now) {
     const bool range = a.prefix.prefix != a.prefix.addr.bits();
-    const std::string value = range ? a.prefix.to_string() : a.prefix.addr.to_string();
+    const std::string value = a.prefix.to_string();  // a host's is the bare address
     const std::string scope = range ? "Range" : "Ip";
     char when[32];
     const std::time_t t = static_cast<std::time_t>(now);
@@ -154,6 +154,20 @@ bool fleet_wire::parse_stream(std::string_view body, std::vector<FleetDecision>&
                               std::vector<FleetDecision>& deleted) {
     StreamReader r(added, deleted);
     return json::sax_parse(body.begin(), body.end(), &r);
+}
+
+std::optional<net::Cidr> fleet_wire::prefix_of(const FleetDecision& d) {
+    if (d.scope == "Ip" || d.scope == "ip") {
+        auto a = net::IpAddr::parse(d.value);
+        if (!a) return std::nullopt;
+        return net::Cidr::host(a->unmapped());
+    }
+    if (d.scope == "Range" || d.scope == "range") return net::Cidr::parse(d.value);
+    return std::nullopt;
+}
+
+std::string fleet_wire::alerts_filter(const net::Cidr& c) {
+    return (c.prefix == c.addr.bits() ? "ip=" : "range=") + c.to_string();
 }
 
 std::optional<FleetAlert> fleet_wire::queue_entry(const std::string& line) {

@@ -93,7 +93,6 @@ private:
     double reconcile(int64_t now);  // the kernel's ms
     std::vector<std::pair<net::Cidr, int64_t>> widest(int64_t now) const;  // sorted, with ends
     void install(const std::vector<std::pair<net::Cidr, int64_t>>& widest);
-    void skip(Skip why, const FleetDecision& d);
 
     Loop& loop_;
     kernel::BanTable* kernel_;

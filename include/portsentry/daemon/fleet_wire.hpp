@@ -29,6 +29,11 @@ nlohmann::json alert_json(const FleetAlert& a, int64_t now);
 // [...]}, either list null when empty) into decisions, without a DOM; false
 // when it is not such a JSON object.
 bool parse_stream(std::string_view body, std::vector<FleetDecision>& added, std::vector<FleetDecision>& deleted);
+// The prefix a decision names: scope Ip (or ip) a host, Range (or range) a
+// CIDR; nullopt for another scope or a value that does not parse.
+std::optional<net::Cidr> prefix_of(const FleetDecision& d);
+// The LAPI's alert filter for `c`: "ip=ADDR" for a host, "range=CIDR" else.
+std::string alerts_filter(const net::Cidr& c);
 // A queued alert as one line of <state>.push (no newline), and back.
 std::string queue_line(const FleetAlert& a);
 std::optional<FleetAlert> queue_entry(const std::string& line);
