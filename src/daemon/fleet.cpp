@@ -92,7 +92,7 @@ void Fleet::configure(const config::Config& cfg, const engine::Protection* prote
     // Read at each (re)start, never logged.
     if (settings_.push) s.password = config::read_secret_file(settings_.password_file);
     if (settings_.pull) s.bouncer_key = config::read_secret_file(settings_.bouncer_key_file);
-    client_ = std::make_unique<FleetClient>(std::move(s), log_);
+    client_ = std::make_unique<FleetClient>(std::move(s), log_, client_counters_);
     loop_.add(client_->fd(), "fleet", [this](const Now& n) {
         for (auto& u : client_->take_updates()) apply(std::move(u), n);
     });

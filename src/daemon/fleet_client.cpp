@@ -366,7 +366,8 @@ void FleetClient::Impl::save_queue() {
 
 // ---- the loop's side ----------------------------------------------------------
 
-FleetClient::FleetClient(Settings s, LogFn log) : s_(std::move(s)), log_(std::move(log)) {
+FleetClient::FleetClient(Settings s, LogFn log, Counters& counters)
+    : s_(std::move(s)), log_(std::move(log)), counters_(counters) {
     event_ = base::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!event_.valid()) throw base::sys_error("eventfd");
     static std::once_flag curl_once;
@@ -395,6 +396,8 @@ FleetClient::~FleetClient() {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
     impl_->save_queue();
+    counters_.up.set(0);
+    counters_.queued.set(0);
 }
 
 const std::string& FleetClient::url() const { return impl_->url(); }

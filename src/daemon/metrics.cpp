@@ -195,9 +195,7 @@ void fleet_metrics(Stats& s, const Fleet& f) {
     for (auto [fam, set] : {std::pair{AF_INET, kernel::kFleetSets.v4}, std::pair{AF_INET6, kernel::kFleetSets.v6}})
         s.gauge_fn("portsentry_active_bans", {{"set", set}}, "active bans in the ban table, by nft set",
                    [&st = f.store(), fam = fam] { return static_cast<double>(st.active_count(fam, std::time(nullptr))); });
-    const FleetClient* cl = f.client();
-    static const FleetClient::Counters kOff;
-    const auto& k = cl ? cl->counters() : kOff;
+    const auto& k = f.client_counters();
     s.add("portsentry_fleet_pushed_total", {}, "alerts the LAPI accepted", k.pushed);
     s.add("portsentry_fleet_push_dropped_total", {}, "alerts dropped (queue full, expired, refused)", k.push_dropped);
     s.add("portsentry_fleet_push_queue", {}, "alerts waiting to be pushed", k.queued);

@@ -68,7 +68,9 @@ public:
     // `why ADDR` / `unban ADDR` lines; nullopt: no fleet entry covers it.
     std::optional<std::string> why(const net::IpAddr& a, int64_t now) const;
     const BanStore& store() const { return store_; }
-    const FleetClient* client() const { return client_.get(); }
+    // The client's figures: kept here, so they stay valid (and keep counting)
+    // across the clients a SIGHUP starts and stops.
+    const FleetClient::Counters& client_counters() const { return client_counters_; }
 
     static constexpr const char* kSkipReasons[] = {"type", "scope", "invalid", "protected", "own", "full"};
     struct Counters {
@@ -105,6 +107,7 @@ private:
     config::Config::Crowdsec settings_;
     int64_t ban_time_max_ = 30 * 86400;
     std::string queue_path_;
+    FleetClient::Counters client_counters_;
     std::unique_ptr<FleetClient> client_;
     QuietFn quiet_;
     // What the kernel sets hold: the widest active prefixes, with their end.

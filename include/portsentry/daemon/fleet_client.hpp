@@ -71,8 +71,11 @@ public:
     static constexpr size_t kQueueMax = 10000;  // pending alerts; the oldest go first when full
     static constexpr size_t kBatch = 100;       // alerts per POST
 
-    // Reads the queue file and starts the thread.
-    FleetClient(Settings s, LogFn log);
+    struct Counters;
+    // Reads the queue file and starts the thread. `counters` belong to the
+    // caller and outlive this client: the metrics table reads them while a
+    // SIGHUP replaces the client.
+    FleetClient(Settings s, LogFn log, Counters& counters);
     ~FleetClient();  // stops the thread (a transfer in progress is aborted) and keeps the queue
     FleetClient(const FleetClient&) = delete;
     FleetClient& operator=(const FleetClient&) = delete;
@@ -95,7 +98,7 @@ public:
         base::Gauge up;              // 1: the last request reached a LAPI
         std::atomic<int64_t> last_poll_ms{0};  // epoch ms of the last successful poll (0: none)
     };
-    const Counters& counters() const { return counters_; }
+
     const std::string& url() const;  // the URL in use (for status)
 
 private:
@@ -104,7 +107,7 @@ private:
     Settings s_;
     LogFn log_;
     base::UniqueFd event_;
-    Counters counters_;
+    Counters& counters_;
     std::mutex mu_;
     std::condition_variable cv_;
     bool stop_ = false;
